@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine with Python 3.11+:
+#   ./run.sh demo   install into .venv/ and run the demo (switch + simulated provider + a sample purchase)
+#   ./run.sh test   install into .venv/ and run every check and test (SQLite and PostgreSQL)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+
+install() {
+  if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+}
+
+case "${1:-}" in
+  demo)
+    shift
+    install
+    exec .venv/bin/xhuma demo "$@"
+    ;;
+  test)
+    shift
+    install
+    echo "== ruff"
+    .venv/bin/ruff check src tests bench
+    .venv/bin/ruff format --check src tests bench
+    echo "== mypy (domain core)"
+    .venv/bin/mypy
+    echo "== pytest"
+    set +e
+    .venv/bin/python -m pytest "$@"
+    status=$?
+    set -e
+    # pytest's 5 means "no tests collected": that is a failure here, never a pass.
+    exit $status
+    ;;
+  *)
+    echo "usage: ./run.sh demo [--port 8080] | ./run.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,3 @@
+"""xhuma: a payments transaction switch."""
+
+__version__ = "0.1.0"

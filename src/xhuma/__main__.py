@@ -1,0 +1,3 @@
+from xhuma.cli import app
+
+app(prog_name="xhuma")

@@ -1,0 +1,182 @@
+"""The switch's HTTP server: the PPU v3 retail API with Basic auth, health and OpenAPI.
+
+Handlers stay thin: authenticate, read the body within its size limit, hand the bytes to the
+PPU switch. Whatever goes wrong, the client gets a JSON error naming the problem, never a
+stack trace."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xhuma.api.openapi import build_openapi
+from xhuma.config import Settings
+from xhuma.ppu import operations as ops
+from xhuma.ppu.operations import Operation
+from xhuma.ppu.switch import Institution, PpuSwitch, error_reply
+from xhuma.providers import build_adapter
+from xhuma.routing import Router
+from xhuma.security.credentials import Authenticator
+from xhuma.storage.db import Database, migrate
+from xhuma.storage.journal import Journal
+
+log = logging.getLogger("xhuma.api")
+JSON = "application/json"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise BodyTooLarge
+    return bytes(chunks)
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (username, password) if sep else None
+
+
+class SwitchState:
+    """What the running server holds; built in the lifespan so that it lives on the server's loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.journal = Journal(self.db)
+        self.router = Router(build_adapter(p) for p in settings.providers)
+        self.switch = PpuSwitch(
+            self.journal, self.router, Institution(settings.institution_id, settings.institution_name)
+        )
+        self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
+        self.ready = False
+
+
+def create_app(settings: Settings) -> Starlette:
+    state = SwitchState(settings)
+    openapi = msgspec.json.encode(build_openapi())
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        migrate(state.db.engine)
+        state.db.start()
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            await state.router.close()
+            state.db.close()
+
+    def ppu_endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            path_ids: dict[str, Any] = request.path_params
+            credentials = basic_credentials(request)
+            client_id = await state.auth.authenticate(*credentials) if credentials else None
+            if client_id is None:
+                reply = error_reply(
+                    401,
+                    "GENERAL_ERROR",
+                    "Unauthorized",
+                    operation,
+                    path_ids.get("id"),
+                    detail="valid HTTP Basic credentials are required",
+                )
+                return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
+            try:
+                body = await read_body(request, settings.max_body_bytes)
+            except BodyTooLarge:
+                reply = error_reply(
+                    413,
+                    "FORMAT_ERROR",
+                    "Body too large",
+                    operation,
+                    path_ids.get("id"),
+                    detail=f"the body exceeds {settings.max_body_bytes} bytes",
+                )
+                return Response(reply.body, 413, media_type=JSON)
+            reply = await state.switch.handle(operation, client_id, path_ids, body, str(request.url.path))
+            return Response(reply.body, reply.status, media_type=JSON)
+
+        return endpoint
+
+    async def health(_request: Request) -> Response:
+        if not state.ready:
+            return JSONResponse({"status": "starting"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def openapi_document(_request: Request) -> Response:
+        return Response(openapi, media_type=JSON)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"errorType": "GENERAL_ERROR", "errorMessage": exc.detail}, exc.status_code)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"errorType": "GENERAL_ERROR", "errorMessage": "Internal error", "detailMessage": type(exc).__name__},
+            500,
+        )
+
+    routes = [Route(ops.BASE_PATH + op.path, ppu_endpoint(op), methods=["POST"], name=op.name) for op in ops.ALL]
+    routes += [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
+    )
+    app.state.switch = state
+    return app
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop=_best("uvloop", "asyncio"),
+        http=_best("httptools", "h11"),
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
+
+
+def _best(preferred: str, fallback: str) -> str:
+    try:
+        __import__(preferred)
+    except ImportError:
+        return fallback
+    return preferred

@@ -1,0 +1,273 @@
+"""The `xhuma` command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xhuma.config import ConfigError, load_settings
+from xhuma.storage import journal
+from xhuma.storage.db import Database, migrate
+
+app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
+clients_app = typer.Typer(
+    help="API client credentials (HTTP Basic), each bound to one client id.", no_args_is_help=True
+)
+tx_app = typer.Typer(help="The transaction journal.", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Simulated providers: real HTTP servers speaking the real protocols.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(tx_app, name="tx")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(db_app, name="db")
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file (or XHUMA_CONFIG).")]
+
+
+def _database(config: Path | None = None) -> Database:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    db = Database(settings.database_url)
+    migrate(db.engine)
+    return db
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the retail API.")] = 8080,
+) -> None:
+    """Run the switch: the retail API (PPU v3), health and OpenAPI."""
+    from xhuma.api.app import serve as run_server
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    run_server(settings, host, port)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the switch's retail API.")] = 8080,
+    simulator_port: Annotated[int, typer.Option(help="Port of the simulated provider.")] = 8090,
+    once: Annotated[bool, typer.Option(help="Stop after the sample flow instead of serving on.")] = False,
+) -> None:
+    """Start a simulated provider and the switch, run one purchase through them, keep serving."""
+    from xhuma.demo import run_demo
+
+    raise typer.Exit(run_demo(port, simulator_port, once=once))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    db = _database(config)
+    console.print(f"schema is current on {db.engine.url.render_as_string(hide_password=True)}")
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+@clients_app.command("add")
+def clients_add(
+    username: Annotated[str, typer.Option(help="Basic-auth user name.")],
+    password: Annotated[str, typer.Option(help="Basic-auth password (stored as an argon2 hash).")],
+    client_id: Annotated[
+        str, typer.Option("--client-id", help="The client institution id this credential may act for.")
+    ],
+    name: Annotated[str | None, typer.Option(help="A readable name.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a credential, or replace the password and binding of an existing one."""
+    from xhuma.security.credentials import add_client
+
+    if not username or ":" in username:
+        raise typer.BadParameter("must be non-empty and contain no ':'", param_hint="--username")
+    if not password:
+        raise typer.BadParameter("must not be empty", param_hint="--password")
+    if not client_id or len(client_id) > 40:
+        raise typer.BadParameter("must be 1 to 40 characters", param_hint="--client-id")
+    db = _database(config)
+    db.run_sync(add_client(username, password, client_id, name or username))
+    console.print(f"client [bold]{username}[/] may act for client id [bold]{client_id}[/]")
+
+
+@clients_app.command("list")
+def clients_list(config: ConfigOption = None) -> None:
+    """List credentials (never their secrets)."""
+    from xhuma.security.credentials import list_clients
+
+    table = Table("username", "client id", "name", "enabled")
+    for c in _database(config).run_sync(list_clients()):
+        table.add_row(c.username, c.client_id, c.name, "yes" if c.enabled else "no")
+    console.print(table)
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+def _when(us: int | None) -> str:
+    if us is None:
+        return ""
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _parse_time(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            "expected an ISO date or date-time, e.g. 2026-11-22T10:00", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e6)
+
+
+@tx_app.command("list")
+def tx_list(
+    since: Annotated[str | None, typer.Option(help="From this ISO date-time (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this ISO date-time (UTC).")] = None,
+    meter: Annotated[str | None, typer.Option(help="Meter id.")] = None,
+    client: Annotated[str | None, typer.Option(help="Client institution id.")] = None,
+    state: Annotated[str | None, typer.Option(help="State, e.g. approved, unknown, confirmed.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Kind, e.g. purchase, meter_lookup, reversal.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List transactions, newest first."""
+    rows = _database(config).run_sync(
+        journal.search(
+            since_us=_parse_time(since, "--since"),
+            until_us=_parse_time(until, "--until"),
+            meter_id=meter,
+            client_id=client,
+            state=state,
+            kind=kind,
+            limit=limit,
+        )
+    )
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(_public(row)).decode())
+        return
+    table = Table("created (UTC)", "id", "retail id", "client", "kind", "meter", "amount", "state", "provider")
+    for r in rows:
+        table.add_row(
+            _when(r["created_us"]),
+            r["id"],
+            r["retail_id"],
+            r["client_id"],
+            r["kind"],
+            r["meter_id"] or "",
+            "" if r["amount"] is None else str(r["amount"]),
+            r["state"],
+            r["provider"] or "",
+        )
+    console.print(table)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("retail_response", "upstream_request")}
+
+
+@tx_app.command("show")
+def tx_show(
+    tx_id: Annotated[str, typer.Argument(metavar="ID", help="Our transaction id or the retailer's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show a transaction with the messages of both legs, in order, with their timing."""
+    view = _database(config).run_sync(journal.show(tx_id))
+    if view is None:
+        console.print(f"[red]no transaction {tx_id}[/]")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(
+            msgspec.json.encode(
+                {
+                    "transaction": _public(view.row),
+                    "messages": view.messages,
+                    "advices": [_public(c) for c in view.children],
+                }
+            ).decode()
+        )
+        return
+    row = view.row
+    console.print(
+        f"[bold]{row['kind']}[/] {row['id']}  retail id {row['retail_id']}  client {row['client_id']}\n"
+        f"state [bold]{row['state']}[/]  meter {row['meter_id'] or '-'}  amount {row['amount'] or '-'} "
+        f"{row['currency'] or ''}  provider {row['provider'] or '-'}  created {_when(row['created_us'])} UTC"
+    )
+    start = view.messages[0]["at_us"] if view.messages else row["created_us"]
+    for m in view.messages:
+        arrow = {
+            ("retail", "request"): "retailer -> xhuma",
+            ("retail", "response"): "retailer <- xhuma",
+            ("upstream", "request"): f"xhuma -> {m['peer']}",
+            ("upstream", "response"): f"xhuma <- {m['peer']}",
+        }
+        header = f"+{(m['at_us'] - start) / 1000:9.1f} ms  {arrow[(m['leg'], m['direction'])]:<24} {m['operation']}"
+        if m["status"] is not None:
+            header += f"  HTTP {m['status']}"
+        if m["elapsed_us"] is not None:
+            header += f"  ({m['elapsed_us'] / 1000:.1f} ms)"
+        if m["url"]:
+            header += f"  {m['url']}"
+        console.print(header, markup=False)
+        if m["body"]:
+            console.print("    " + m["body"], markup=False, soft_wrap=True)
+    for child in view.children:
+        console.print(
+            f"advice: {child['kind']} {child['id']} (retail id {child['retail_id']}) {_when(child['created_us'])} UTC"
+        )
+
+
+@tx_app.command("stats")
+def tx_stats(config: ConfigOption = None) -> None:
+    """How many transactions are in each state."""
+    for state, n in sorted(_database(config).run_sync(journal.count_by_state()).items()):
+        console.print(f"{state:<14} {n}")
+
+
+# --- simulators ------------------------------------------------------------------------------
+
+
+@simulate_app.command("ppu")
+def simulate_ppu(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="Provider name used in its identifiers.")] = "sim",
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per request.")] = 0.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of purchases answered 500 after being recorded.")
+    ] = 0.0,
+    tst011_delay: Annotated[float, typer.Option(help="Seconds TST011 purchases hang before their 504.")] = 10.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A provider speaking the Prepaid Utility Service Interface v3 (test meters TST001-TST011)."""
+    from xhuma.simulators.ppu import SimulatorConfig, run
+
+    run(
+        SimulatorConfig(
+            name=name, latency_ms=latency_ms, failure_rate=failure_rate, tst011_delay=tst011_delay, seed=seed
+        ),
+        host,
+        port,
+    )

@@ -1,0 +1,79 @@
+"""Configuration: a TOML file (`--config` or `XHUMA_CONFIG`) plus `XHUMA_DATABASE_URL`.
+
+Secrets such as provider passwords may be given as `password_env = "NAME"` so that the file
+itself holds none."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xhuma.providers.base import CAPABILITIES, ProviderConfig
+from xhuma.storage.db import database_url
+
+DEFAULT_PROVIDER = ProviderConfig(name="sim", base_url="http://127.0.0.1:8090")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    providers: tuple[ProviderConfig, ...] = (DEFAULT_PROVIDER,)
+    institution_id: str = "xhuma"
+    institution_name: str = "xhuma switch"
+    max_body_bytes: int = 64 * 1024
+    credential_cache_seconds: float = 30.0
+    source: str | None = field(default=None)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    path = path or os.environ.get("XHUMA_CONFIG")
+    if not path:
+        return Settings(database_url=database_url())
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    switch = data.get("switch", {})
+    providers = tuple(_provider(p, i, path) for i, p in enumerate(data.get("providers", [])))
+    return Settings(
+        database_url=os.environ.get("XHUMA_DATABASE_URL") or switch.get("database_url") or database_url(),
+        providers=providers or (DEFAULT_PROVIDER,),
+        institution_id=str(switch.get("institution_id", "xhuma")),
+        institution_name=str(switch.get("institution_name", "xhuma switch")),
+        max_body_bytes=int(switch.get("max_body_bytes", 64 * 1024)),
+        credential_cache_seconds=float(switch.get("credential_cache_seconds", 30.0)),
+        source=str(path),
+    )
+
+
+def _provider(raw: dict[str, Any], index: int, path: str | Path) -> ProviderConfig:
+    where = f"{path}: providers[{index}]"
+    try:
+        name, base_url = str(raw["name"]), str(raw["base_url"])
+    except KeyError as exc:
+        raise ConfigError(f"{where}.{exc.args[0]} is required") from None
+    password = raw.get("password")
+    if "password_env" in raw:
+        password = os.environ.get(str(raw["password_env"]))
+    capabilities = frozenset(raw.get("capabilities", CAPABILITIES))
+    unknown = capabilities - CAPABILITIES
+    if unknown:
+        raise ConfigError(f"{where}.capabilities: unknown {sorted(unknown)}; known {sorted(CAPABILITIES)}")
+    return ProviderConfig(
+        name=name,
+        base_url=base_url,
+        kind=str(raw.get("kind", "ppu_v3")),
+        username=raw.get("username"),
+        password=password,
+        connect_timeout=float(raw.get("connect_timeout", 5.0)),
+        read_timeout=float(raw.get("read_timeout", 60.0)),
+        max_connections=int(raw.get("max_connections", 256)),
+        capabilities=capabilities,
+    )

@@ -1,0 +1,1 @@
+"""The switch's core: transaction life cycle and outcome rules, free of HTTP and SQL."""

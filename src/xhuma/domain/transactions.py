@@ -1,0 +1,81 @@
+"""The life cycle of a switched transaction and the rules that move it.
+
+Kept as pure functions so the invariants (a confirmed purchase is never reversed, a late answer
+never undoes an advice) can be checked exhaustively and by property tests."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from xhuma.domain.outcomes import Outcome
+
+
+class Kind(StrEnum):
+    METER_LOOKUP = "meter_lookup"
+    PURCHASE = "purchase"
+    TRIAL_PURCHASE = "trial_purchase"
+    REPRINT = "reprint"
+    FAULT_REPORT = "fault_report"
+    KEY_CHANGE = "key_change"
+    CONFIRMATION = "confirmation"
+    REVERSAL = "reversal"
+    KEY_CHANGE_CONFIRMATION = "key_change_confirmation"
+
+    @property
+    def is_advice(self) -> bool:
+        return self in ADVICE_KINDS
+
+    @property
+    def moves_money(self) -> bool:
+        return self is Kind.PURCHASE
+
+
+ADVICE_KINDS = frozenset({Kind.CONFIRMATION, Kind.REVERSAL, Kind.KEY_CHANGE_CONFIRMATION})
+
+
+class State(StrEnum):
+    RECEIVED = "received"
+    SENT_UPSTREAM = "sent_upstream"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    UNKNOWN = "unknown"
+    CONFIRMED = "confirmed"
+    REVERSED = "reversed"
+    ACCEPTED = "accepted"
+    """An advice journalled and acknowledged; its delivery belongs to store-and-forward."""
+
+
+IN_FLIGHT = frozenset({State.RECEIVED, State.SENT_UPSTREAM, State.UNKNOWN})
+FINAL = frozenset({State.DECLINED, State.CONFIRMED, State.REVERSED})
+
+
+def after_outcome(state: State, outcome: Outcome) -> State:
+    """The state once an upstream answer (to the request or to a retry of it) is known.
+
+    An advice the retailer already sent wins over a late answer: the provider's approval after
+    a reversal leaves the purchase reversed (the reversal is what gets delivered upstream)."""
+    if state in (State.CONFIRMED, State.REVERSED):
+        return state
+    if state in (State.APPROVED, State.DECLINED):
+        # A final answer is never replaced by a later one.
+        return state
+    return {
+        Outcome.SUCCESSFUL: State.APPROVED,
+        Outcome.FAILED: State.DECLINED,
+        Outcome.UNKNOWN: State.UNKNOWN,
+    }[outcome]
+
+
+def after_advice(state: State, advice: Kind) -> State:
+    """The state of a purchase once the retailer's advice about it is accepted.
+
+    Advices are must-accept (the retailer already acted), so this never refuses one; it only
+    decides what the journal says. The first advice wins: a confirmation after a reversal (or
+    the reverse) is recorded but does not flip the outcome."""
+    if state in (State.CONFIRMED, State.REVERSED):
+        return state
+    if advice is Kind.REVERSAL:
+        return State.DECLINED if state is State.DECLINED else State.REVERSED
+    if advice in (Kind.CONFIRMATION, Kind.KEY_CHANGE_CONFIRMATION) and state is State.APPROVED:
+        return State.CONFIRMED
+    return state

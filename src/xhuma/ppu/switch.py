@@ -1,0 +1,425 @@
+"""The PPU switch: takes a retailer's message, journals it, routes it upstream and answers.
+
+Money-safety rules that shape this module:
+- the upstream request is journalled (as the exact bytes) before it is sent, so after a crash
+  we know what may have been bought;
+- every outcome and the retail answer are journalled before the answer is returned;
+- a retry never buys again: it answers from the journal, or asks the same provider to retry
+  the same upstream purchase;
+- an advice is journalled together with its store-and-forward entry, then acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from xhuma.domain.outcomes import Outcome
+from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+from xhuma.ppu import operations as ops
+from xhuma.ppu import wire
+from xhuma.ppu.operations import Operation
+from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
+from xhuma.routing import Router
+from xhuma.storage.db import now_us
+from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, SafEntry
+from xhuma.validation import FieldError, InvalidMessage, decode
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+RETAIL = "retail"
+UPSTREAM = "upstream"
+PASSED_THROUGH_FAILURES = frozenset({400, 404, 501, 503})
+DEFAULT_STATUS_ERROR = {
+    400: "TRANSACTION_DECLINED",
+    404: "UNABLE_TO_LOCATE_RECORD",
+    501: "FUNCTION_NOT_SUPPORTED",
+    503: "UPSTREAM_UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: str
+    name: str
+
+
+def rfc3339_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error_reply(
+    status: int,
+    error_type: str,
+    message: str,
+    operation: Operation,
+    message_id: str | None,
+    *,
+    original_id: str | None = None,
+    detail: Any = None,
+) -> Reply:
+    detail_body = wire.ErrorDetail(
+        error_type=error_type,
+        error_message=message[:20],
+        request_type=operation.request_type,
+        id=message_id,
+        original_id=original_id,
+        detail_message=detail,
+    )
+    return Reply(status, _encode(detail_body))
+
+
+def format_error(operation: Operation, message_id: str | None, errors: list[FieldError]) -> Reply:
+    return error_reply(
+        400, "FORMAT_ERROR", "Bad format", operation, message_id, detail=[msgspec.to_builtins(e) for e in errors]
+    )
+
+
+def _raw_id(body: bytes) -> str | None:
+    """The id of a message we could not validate, when one can be read, for the error body."""
+    with contextlib.suppress(msgspec.DecodeError):
+        value = _decode(body)
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            return value["id"][:36]
+    return None
+
+
+class PpuSwitch:
+    def __init__(self, journal: Journal, router: Router, institution: Institution) -> None:
+        self.journal = journal
+        self.router = router
+        self.institution = institution
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
+        received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
+        try:
+            message = decode(body, operation.request_model)
+        except InvalidMessage as exc:
+            return format_error(operation, _raw_id(body), exc.errors)
+
+        mismatch = self._path_mismatch(operation, path, message)
+        if mismatch:
+            return format_error(operation, message.id, mismatch)
+        if operation.is_advice:
+            return await self._advise(operation, client_id, message, body, received)
+        if message.client.id != client_id:
+            return error_reply(
+                403,
+                "GENERAL_ERROR",
+                "Client not allowed",
+                operation,
+                message.id,
+                detail=[
+                    {
+                        "field": "client.id",
+                        "error": "does not match the authenticated client",
+                        "invalidValue": message.client.id,
+                    }
+                ],
+            )
+        if operation is ops.RETRY:
+            return await self._retry(client_id, path["id"], message, received)
+        if operation is ops.REPRINT:
+            return await self._reprint(client_id, message, received)
+        return await self._forward(operation, client_id, message, received)
+
+    @staticmethod
+    def _path_mismatch(operation: Operation, path: dict[str, str], message: Any) -> list[FieldError]:
+        if operation is ops.RETRY:
+            return []  # the path names the original purchase; the body may carry a new id
+        errors = []
+        if path.get("id") != message.id:
+            errors.append(FieldError(field="id", error="does not match the id in the path", invalid_value=message.id))
+        if operation.is_advice and path.get("requestId") != message.request_id:
+            errors.append(
+                FieldError(
+                    field="requestId",
+                    error="does not match the request id in the path",
+                    invalid_value=message.request_id,
+                )
+            )
+        return errors
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _forward(
+        self,
+        operation: Operation,
+        client_id: str,
+        message: Any,
+        received: Message,
+        *,
+        retail_id: str | None = None,
+        adapter: ProviderAdapter | None = None,
+    ) -> Reply:
+        meter_id = message.meter.meter_id
+        adapter = adapter or self.router.choose(operation.kind, meter_id)
+        if adapter is None:
+            return error_reply(501, "FUNCTION_NOT_SUPPORTED", "No provider for this", operation, message.id)
+        tx_id = str(uuid.uuid4())
+        call = adapter.prepare(operation, self._upstream_message(message, tx_id))
+        amount = getattr(message, "purchase_amount", None)
+        tx = NewTransaction(
+            id=tx_id,
+            client_id=client_id,
+            retail_id=retail_id or message.id,
+            kind=operation.kind,
+            state=State.SENT_UPSTREAM,
+            meter_id=meter_id,
+            amount=amount.amount if amount else None,
+            currency=amount.currency if amount else None,
+            provider=adapter.name,
+            upstream_request=call.body.decode(),
+        )
+        if not await self.journal.open(tx, [received, self._sent(call, adapter)]):
+            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+        done: asyncio.Future[None] | None = None
+        if operation.kind is Kind.PURCHASE:
+            done = asyncio.get_running_loop().create_future()
+            self._in_flight[tx_id] = done
+        try:
+            answer = await adapter.send(call)
+            return await self._conclude(operation, tx_id, message, call, answer, adapter)
+        finally:
+            if done is not None:
+                del self._in_flight[tx_id]
+                done.set_result(None)
+
+    async def _conclude(
+        self,
+        operation: Operation,
+        tx_id: str,
+        message: Any,
+        call: UpstreamCall,
+        answer: UpstreamAnswer,
+        adapter: ProviderAdapter,
+    ) -> Reply:
+        reply, error_type = self._retail_reply(operation, message, tx_id, answer)
+        at = now_us()
+        got = Message(
+            UPSTREAM,
+            "response",
+            call.operation.name,
+            answer.body.decode("utf-8", "replace") or answer.transport_error,
+            at,
+            "POST",
+            call.url,
+            answer.status,
+            answer.elapsed_us,
+            adapter.name,
+        )
+        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), at, status=reply.status)
+        await self.journal.record_outcome(
+            tx_id,
+            answer.outcome,
+            [got, sent],
+            retail_status=reply.status,
+            retail_response=reply.body.decode(),
+            error_type=error_type,
+        )
+        return reply
+
+    def _upstream_message(self, message: Any, tx_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(message)
+        out["id"] = tx_id
+        out["time"] = rfc3339_now()
+        out["client"] = {"id": self.institution.id, "name": self.institution.name}
+        out["thirdPartyIdentifiers"] = [*out["thirdPartyIdentifiers"], self._our_identifier(tx_id)]
+        return out
+
+    def _our_identifier(self, tx_id: str) -> dict[str, str]:
+        return {"institutionId": self.institution.id, "transactionIdentifier": tx_id}
+
+    @staticmethod
+    def _sent(call: UpstreamCall, adapter: ProviderAdapter) -> Message:
+        return Message(
+            UPSTREAM,
+            "request",
+            call.operation.name,
+            call.body.decode(),
+            now_us(),
+            call.method,
+            call.url,
+            peer=adapter.name,
+        )
+
+    def _retail_reply(
+        self, operation: Operation, message: Any, tx_id: str, answer: UpstreamAnswer
+    ) -> tuple[Reply, str | None]:
+        if answer.outcome is Outcome.SUCCESSFUL and answer.payload is not None:
+            body = self._echo(answer.payload, message, tx_id)
+            return Reply(operation.success_status, _encode(body)), None
+        if answer.outcome is Outcome.UNKNOWN:
+            return error_reply(504, "UPSTREAM_UNAVAILABLE", "Timeout", operation, message.id), None
+        if not answer.delivered or answer.status not in PASSED_THROUGH_FAILURES:
+            reply = error_reply(
+                503,
+                "UPSTREAM_UNAVAILABLE",
+                "Provider unavailable",
+                operation,
+                message.id,
+                detail=answer.transport_error or f"provider answered HTTP {answer.status}",
+            )
+            return reply, "UPSTREAM_UNAVAILABLE"
+        assert answer.status is not None
+        error_type = answer.error_type
+        if error_type not in wire.ERROR_TYPES:
+            error_type = DEFAULT_STATUS_ERROR[answer.status]
+        payload = answer.payload or {}
+        text = payload.get("errorMessage") if isinstance(payload.get("errorMessage"), str) else error_type
+        reply = error_reply(answer.status, error_type, text, operation, message.id, detail=payload.get("detailMessage"))
+        return reply, error_type
+
+    def _echo(self, payload: dict[str, Any], message: Any, tx_id: str) -> dict[str, Any]:
+        """The provider's answer with our retailer's own echo fields put back (§1.6)."""
+        body = dict(payload)
+        request = msgspec.to_builtins(message)
+        for name in wire.ECHO_FIELDS:
+            if name in request:
+                body[name] = request[name]
+            else:
+                body.pop(name, None)
+        identifiers = [*request["thirdPartyIdentifiers"], self._our_identifier(tx_id)]
+        seen = {entry.get("institutionId") for entry in identifiers}
+        for entry in payload.get("thirdPartyIdentifiers") or []:
+            if isinstance(entry, dict) and entry.get("institutionId") not in seen:
+                identifiers.append(entry)
+        body["thirdPartyIdentifiers"] = identifiers
+        return body
+
+    def _restamp(self, stored: str, message: Any) -> bytes:
+        """A journalled retail answer, re-addressed to a retry or reprint's own echo fields."""
+        body = _decode(stored)
+        request = msgspec.to_builtins(message)
+        if "errorType" in body:
+            body["id"] = message.id
+            return _encode(body)
+        ours = [e for e in body.get("thirdPartyIdentifiers", []) if e not in request["thirdPartyIdentifiers"]]
+        for name in wire.ECHO_FIELDS:
+            if name in request:
+                body[name] = request[name]
+            else:
+                body.pop(name, None)
+        body["thirdPartyIdentifiers"] = [*request["thirdPartyIdentifiers"], *ours]
+        return _encode(body)
+
+    # --- retries and reprints ---------------------------------------------------------------
+
+    async def _retry(self, client_id: str, original_id: str, message: Any, received: Message) -> Reply:
+        operation = ops.RETRY
+        row = await self.journal.find(client_id, Kind.PURCHASE, original_id)
+        if row is None:
+            # We never journalled it, so we never sent it: buying now cannot buy twice.
+            return await self._forward(operation, client_id, message, received, retail_id=original_id)
+        tx_id = row["id"]
+        waiting = self._in_flight.get(tx_id)
+        if waiting is not None:
+            await asyncio.shield(waiting)
+            row = await self.journal.find(client_id, Kind.PURCHASE, original_id) or row
+        if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
+            return await self._answer_from_journal(operation, tx_id, row, message, received)
+        adapter = self.router.by_name(row["provider"])
+        if adapter is None or not adapter.config.supports("retry"):
+            await self.journal.record_messages(tx_id, [received])
+            return error_reply(
+                504,
+                "OUTCOME_UNKNOWN",
+                "Outcome unknown",
+                operation,
+                message.id,
+                detail="the provider does not support retries; reverse the purchase",
+            )
+        upstream = _decode(row["upstream_request"])
+        call = adapter.prepare(operation, upstream)
+        await self.journal.record_messages(tx_id, [received, self._sent(call, adapter)])
+        answer = await adapter.send(call)
+        return await self._conclude(operation, tx_id, message, call, answer, adapter)
+
+    async def _answer_from_journal(
+        self, operation: Operation, tx_id: str, row: dict[str, Any], message: Any, received: Message
+    ) -> Reply:
+        status = row["retail_status"]
+        if operation is ops.REPRINT and status < 300 or operation is ops.RETRY and status < 300:
+            status = operation.success_status
+        reply = Reply(status, self._restamp(row["retail_response"], message))
+        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), now_us(), status=status)
+        await self.journal.record_messages(tx_id, [received, sent])
+        return reply
+
+    async def _reprint(self, client_id: str, message: Any, received: Message) -> Reply:
+        operation = ops.REPRINT
+        original = None
+        if message.original_ref:
+            original = await self.journal.find(client_id, Kind.PURCHASE, message.original_ref)
+        if original is not None and original["state"] in (State.APPROVED, State.CONFIRMED):
+            tx = NewTransaction(
+                id=str(uuid.uuid4()),
+                client_id=client_id,
+                retail_id=message.id,
+                kind=Kind.REPRINT,
+                state=State.APPROVED,
+                meter_id=message.meter.meter_id,
+                parent_id=original["id"],
+            )
+            if not await self.journal.open(tx, []):
+                return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+            return await self._answer_from_journal(operation, tx.id, original, message, received)
+        adapter = self.router.by_name(original["provider"]) if original else None
+        if adapter is not None and not adapter.config.supports("reprint"):
+            adapter = None
+        return await self._forward(operation, client_id, message, received, adapter=adapter)
+
+    # --- advices ----------------------------------------------------------------------------
+
+    async def _advise(
+        self, operation: Operation, client_id: str, message: Any, body: bytes, received: Message
+    ) -> Reply:
+        advice_id = str(uuid.uuid4())
+        acknowledged = Message(RETAIL, "response", operation.name, body.decode(), now_us(), status=202)
+        advice = NewTransaction(
+            id=advice_id,
+            client_id=client_id,
+            retail_id=message.id,
+            kind=operation.kind,
+            state=State.ACCEPTED,
+        )
+
+        def delivery(parent: dict[str, Any]) -> SafEntry | None:
+            adapter = self.router.by_name(parent["provider"])
+            if adapter is None or not adapter.config.supports("advice"):
+                return None
+            upstream: dict[str, Any] = msgspec.to_builtins(message)
+            upstream.update(id=advice_id, requestId=parent["id"], time=rfc3339_now())
+            call = adapter.prepare(operation, upstream, request_id=parent["id"])
+            return SafEntry(f"ppu:{adapter.name}", operation.name, call.method, call.url, call.body.decode())
+
+        result, _ = await self.journal.accept_advice(
+            advice, ops.ADVISED_KIND[operation.kind], message.request_id, [received, acknowledged], delivery
+        )
+        if result is AdviceResult.UNKNOWN_REQUEST:
+            return error_reply(
+                404,
+                "UNABLE_TO_LOCATE_RECORD",
+                "Unknown request",
+                operation,
+                message.id,
+                original_id=message.request_id,
+            )
+        if result is AdviceResult.DUPLICATE:
+            return error_reply(
+                400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
+            )
+        return Reply(202, body)

@@ -1,0 +1,77 @@
+"""The provider-adapter interface.
+
+The switch works on canonical messages (PPU v3 shaped, since that is what retailers send us).
+An adapter turns one into the exact bytes its provider expects (`prepare`), which the switch
+journals before anything leaves, then sends them and classes the answer (`send`). A provider
+with another wire format gets its own module that maps both ways; the switch never sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from xhuma.domain.outcomes import Outcome
+from xhuma.ppu.operations import Operation
+
+CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change"})
+"""What a provider may or may not do beyond lookups and purchases, which all of them do."""
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    base_url: str
+    kind: str = "ppu_v3"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_connections: int = 256
+    capabilities: frozenset[str] = CAPABILITIES
+
+    def supports(self, capability: str | None) -> bool:
+        return capability is None or capability in self.capabilities
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One request exactly as it will go on the wire."""
+
+    operation: Operation
+    method: str
+    url: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    outcome: Outcome
+    status: int | None
+    """HTTP status, or None when nothing came back."""
+    body: bytes
+    elapsed_us: int
+    payload: dict[str, Any] | None = None
+    """The canonical response, when the body could be read as one."""
+    transport_error: str | None = None
+    delivered: bool = True
+    """False only when the request certainly never reached the provider (connect failed)."""
+
+    @property
+    def error_type(self) -> str | None:
+        if self.payload is not None:
+            value = self.payload.get("errorType")
+            return value if isinstance(value, str) else None
+        return None
+
+
+class ProviderAdapter(Protocol):
+    config: ProviderConfig
+
+    @property
+    def name(self) -> str: ...
+
+    def prepare(self, operation: Operation, message: dict[str, Any], request_id: str | None = None) -> UpstreamCall: ...
+
+    async def send(self, call: UpstreamCall) -> UpstreamAnswer: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Persistence: the journal, credentials and queues on SQLite (embedded) or PostgreSQL."""

@@ -1,0 +1,164 @@
+"""The database handle: engine set-up for SQLite and PostgreSQL, migrations, and group commit.
+
+Every journal write on the hot path goes through `Database.run`, which hands the work to a
+small pool of database threads. A thread takes whatever work is queued and runs it in one
+transaction: under load many purchases share one fsync (group commit), and the event loop never
+blocks on the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
+Operation = Callable[[Connection], T]
+
+DEFAULT_URL = "sqlite:///var/xhuma.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def database_url() -> str:
+    return os.environ.get("XHUMA_DATABASE_URL") or DEFAULT_URL
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        _make_sqlite_durable(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def _make_sqlite_durable(engine: Engine) -> None:
+    """WAL with synchronous=FULL: a commit is on disk when it returns. We issue BEGIN IMMEDIATE
+    ourselves so a write transaction takes the write lock up front instead of failing later."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent; safe for several processes on
+    PostgreSQL, where an advisory lock serialises them)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7177001)")
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+class Database:
+    """Runs operations (functions of a Connection) in grouped transactions on worker threads."""
+
+    def __init__(self, url: str | None = None, *, threads: int | None = None, batch_max: int = 128):
+        self.url = url or database_url()
+        self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        self._threads_wanted = threads or (1 if self.dialect == "sqlite" else 4)
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for i in range(self._threads_wanted):
+            thread = threading.Thread(target=self._work, name=f"xhuma-db-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self.engine.dispose()
+
+    async def run(self, op: Operation[T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, future, loop))
+        return await future
+
+    def run_sync(self, op: Operation[T]) -> T:
+        """For commands and tests outside an event loop: one operation, one transaction."""
+        with self.engine.begin() as conn:
+            return op(conn)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._batch_max:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Any]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                results = [op(conn) for op, _, _ in batch]
+        except Exception:
+            # One operation failed: the group was rolled back, so run each alone and let only
+            # the failing one see its error.
+            for op, future, loop in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        result = op(conn)
+                except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                    loop.call_soon_threadsafe(_settle, future, None, exc)
+                else:
+                    loop.call_soon_threadsafe(_settle, future, result, None)
+            return
+        for (_, future, loop), result in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,336 @@
+"""The journal: every transaction and every message on both legs, written before it matters.
+
+Functions here return operations for `Database.run`, so several coroutines' writes share one
+commit. Each operation is safe to run again after a rollback (see `Database._run_batch`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from xhuma.domain.outcomes import Outcome
+from xhuma.domain.transactions import Kind, State, after_advice, after_outcome
+from xhuma.storage.db import Database, now_us
+from xhuma.storage.tables import messages, saf_entries, transactions
+
+REQUEST_SPACE = "request"
+ADVICE_SPACE = "advice"
+
+
+@dataclass(frozen=True)
+class Message:
+    leg: str
+    direction: str
+    operation: str
+    body: str | None
+    at_us: int
+    method: str | None = None
+    url: str | None = None
+    status: int | None = None
+    elapsed_us: int | None = None
+    peer: str | None = None
+
+
+@dataclass(frozen=True)
+class NewTransaction:
+    id: str
+    client_id: str
+    retail_id: str
+    kind: Kind
+    state: State
+    meter_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    provider: str | None = None
+    upstream_request: str | None = None
+    parent_id: str | None = None
+
+    @property
+    def id_space(self) -> str:
+        return ADVICE_SPACE if self.kind.is_advice else REQUEST_SPACE
+
+
+@dataclass(frozen=True)
+class SafEntry:
+    queue: str
+    operation: str
+    method: str
+    url: str
+    body: str
+
+
+class AdviceResult(StrEnum):
+    ACCEPTED = "accepted"
+    UNKNOWN_REQUEST = "unknown_request"
+    DUPLICATE = "duplicate"
+
+
+@dataclass
+class TransactionView:
+    row: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    children: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(transactions).values(values).on_conflict_do_nothing()
+    return conn.execute(stmt).rowcount == 1
+
+
+def _write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
+    if items:
+        conn.execute(insert(messages), [{"tx_id": tx_id, **vars(m)} for m in items])
+
+
+def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[Connection], bool]:
+    """Record a new transaction and its first messages; False when its retail id is taken."""
+
+    def op(conn: Connection) -> bool:
+        at = now_us()
+        values = {**vars(tx), "id_space": tx.id_space, "created_us": at, "updated_us": at}
+        if not _insert_ignoring_duplicates(conn, values):
+            return False
+        _write_messages(conn, tx.id, items)
+        return True
+
+    return op
+
+
+def record_outcome(
+    tx_id: str,
+    outcome: Outcome | None,
+    items: Sequence[Message],
+    *,
+    retail_status: int | None = None,
+    retail_response: str | None = None,
+    error_type: str | None = None,
+    state: State | None = None,
+) -> Callable[[Connection], State]:
+    """Apply an upstream outcome (or set `state` outright) and journal the messages with it.
+
+    The stored retail response is replaced only when it tells more: a final answer replaces an
+    "outcome unknown" one, never the other way round."""
+
+    def op(conn: Connection) -> State:
+        query = select(transactions.c.state, transactions.c.retail_status).where(transactions.c.id == tx_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        current = conn.execute(query).one()
+        old = State(current.state)
+        new = state if state is not None else after_outcome(old, outcome or Outcome.UNKNOWN)
+        values: dict[str, Any] = {"state": new, "updated_us": now_us()}
+        keeps_final = current.retail_status is not None and old not in (
+            State.RECEIVED,
+            State.SENT_UPSTREAM,
+            State.UNKNOWN,
+        )
+        if retail_response is not None and not keeps_final:
+            values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
+        conn.execute(update(transactions).where(transactions.c.id == tx_id).values(values))
+        _write_messages(conn, tx_id, items)
+        return new
+
+    return op
+
+
+def record_messages(tx_id: str, items: Sequence[Message]) -> Callable[[Connection], None]:
+    def op(conn: Connection) -> None:
+        _write_messages(conn, tx_id, items)
+
+    return op
+
+
+def find(client_id: str, kind: Kind, retail_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    space = ADVICE_SPACE if kind.is_advice else REQUEST_SPACE
+
+    def op(conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(
+            select(transactions).where(
+                and_(
+                    transactions.c.client_id == client_id,
+                    transactions.c.id_space == space,
+                    transactions.c.retail_id == retail_id,
+                )
+            )
+        ).first()
+        if row is None or row.kind != kind:
+            return None
+        return dict(row._mapping)
+
+    return op
+
+
+def last_approved_purchase(client_id: str, meter_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    def op(conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(
+            select(transactions)
+            .where(
+                transactions.c.client_id == client_id,
+                transactions.c.meter_id == meter_id,
+                transactions.c.kind == Kind.PURCHASE,
+                transactions.c.state.in_([State.APPROVED, State.CONFIRMED]),
+            )
+            .order_by(transactions.c.created_us.desc())
+            .limit(1)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    return op
+
+
+def accept_advice(
+    advice: NewTransaction,
+    advised_kind: Kind,
+    advised_retail_id: str,
+    items: Sequence[Message],
+    build_delivery: Callable[[dict[str, Any]], SafEntry | None],
+) -> Callable[[Connection], tuple[AdviceResult, dict[str, Any] | None]]:
+    """Journal an advice, move the advised transaction's state and queue the advice for delivery
+    upstream, all in one commit: an acknowledged advice is never lost."""
+
+    def op(conn: Connection) -> tuple[AdviceResult, dict[str, Any] | None]:
+        query = select(transactions).where(
+            transactions.c.client_id == advice.client_id,
+            transactions.c.id_space == REQUEST_SPACE,
+            transactions.c.retail_id == advised_retail_id,
+            transactions.c.kind == advised_kind,
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        parent = conn.execute(query).first()
+        if parent is None:
+            return AdviceResult.UNKNOWN_REQUEST, None
+        parent_row = dict(parent._mapping)
+        at = now_us()
+        values = {
+            **vars(advice),
+            "parent_id": parent.id,
+            "provider": parent.provider,
+            "meter_id": parent.meter_id,
+            "id_space": advice.id_space,
+            "created_us": at,
+            "updated_us": at,
+        }
+        if not _insert_ignoring_duplicates(conn, values):
+            return AdviceResult.DUPLICATE, parent_row
+        _write_messages(conn, advice.id, items)
+        new_state = after_advice(State(parent.state), advice.kind)
+        if new_state != parent.state:
+            conn.execute(
+                update(transactions).where(transactions.c.id == parent.id).values(state=new_state, updated_us=at)
+            )
+        delivery = build_delivery(parent_row)
+        if delivery is not None:
+            conn.execute(
+                insert(saf_entries).values(
+                    **vars(delivery),
+                    tx_id=advice.id,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_us=at,
+                    created_us=at,
+                    updated_us=at,
+                )
+            )
+        return AdviceResult.ACCEPTED, parent_row
+
+    return op
+
+
+def show(tx_ref: str) -> Callable[[Connection], TransactionView | None]:
+    """A transaction by our id or by the retailer's id, with its messages and its advices."""
+
+    def op(conn: Connection) -> TransactionView | None:
+        row = conn.execute(select(transactions).where(transactions.c.id == tx_ref)).first()
+        if row is None:
+            row = conn.execute(
+                select(transactions)
+                .where(transactions.c.retail_id == tx_ref)
+                .order_by(transactions.c.created_us)
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        view = TransactionView(row=dict(row._mapping))
+        view.messages = [
+            dict(m._mapping)
+            for m in conn.execute(select(messages).where(messages.c.tx_id == row.id).order_by(messages.c.id))
+        ]
+        view.children = [
+            dict(c._mapping)
+            for c in conn.execute(
+                select(transactions).where(transactions.c.parent_id == row.id).order_by(transactions.c.created_us)
+            )
+        ]
+        return view
+
+    return op
+
+
+def search(
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    meter_id: str | None = None,
+    client_id: str | None = None,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+) -> Callable[[Connection], list[dict[str, Any]]]:
+    def op(conn: Connection) -> list[dict[str, Any]]:
+        query = select(transactions).order_by(transactions.c.created_us.desc()).limit(limit)
+        conditions = {
+            transactions.c.meter_id: meter_id,
+            transactions.c.client_id: client_id,
+            transactions.c.state: state,
+            transactions.c.kind: kind,
+        }
+        for column, wanted in conditions.items():
+            if wanted is not None:
+                query = query.where(column == wanted)
+        if since_us is not None:
+            query = query.where(transactions.c.created_us >= since_us)
+        if until_us is not None:
+            query = query.where(transactions.c.created_us < until_us)
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+    return op
+
+
+def count_by_state() -> Callable[[Connection], dict[str, int]]:
+    def op(conn: Connection) -> dict[str, int]:
+        rows = conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state))
+        return {state: n for state, n in rows}
+
+    return op
+
+
+class Journal:
+    """The journal as the switch sees it: awaitable, batched into group commits."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def open(self, tx: NewTransaction, items: Sequence[Message]) -> bool:
+        return await self.db.run(open_transaction(tx, items))
+
+    async def record_outcome(self, tx_id: str, outcome: Outcome | None, items: Sequence[Message], **kw: Any) -> State:
+        return await self.db.run(record_outcome(tx_id, outcome, items, **kw))
+
+    async def record_messages(self, tx_id: str, items: Sequence[Message]) -> None:
+        await self.db.run(record_messages(tx_id, items))
+
+    async def find(self, client_id: str, kind: Kind, retail_id: str) -> dict[str, Any] | None:
+        return await self.db.run(find(client_id, kind, retail_id))
+
+    async def last_approved_purchase(self, client_id: str, meter_id: str) -> dict[str, Any] | None:
+        return await self.db.run(last_approved_purchase(client_id, meter_id))
+
+    async def accept_advice(self, *args: Any) -> tuple[AdviceResult, dict[str, Any] | None]:
+        return await self.db.run(accept_advice(*args))

@@ -1,0 +1,113 @@
+"""Table definitions (SQLAlchemy Core). Migrations in `migrations/` are generated from these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Times are integer microseconds since the epoch (UTC): the same on both databases, sortable,
+# and cheap to write on the hot path.
+
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("client_id", String(40), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    # Our own id for the transaction; it is also the id we send upstream, so a provider's
+    # records and ours share a key without trusting the retailer's id to be unique upstream.
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(40), nullable=False),
+    # The retailer's id; requests and advices are separate id spaces, as the interface says.
+    Column("retail_id", String(36), nullable=False),
+    Column("id_space", String(8), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("parent_id", String(36), ForeignKey("transactions.id"), nullable=True),
+    Column("meter_id", String(20), nullable=True),
+    Column("amount", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("provider", String(40), nullable=True),
+    Column("error_type", String(40), nullable=True),
+    Column("retail_status", Integer, nullable=True),
+    # The retail response as sent, kept so a retry or reprint can be answered from the journal.
+    Column("retail_response", Text, nullable=True),
+    Column("upstream_request", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint("client_id", "id_space", "retail_id"),
+    Index(None, "created_us"),
+    Index(None, "meter_id", "created_us"),
+    Index(None, "state", "created_us"),
+    Index(None, "parent_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    # "retail" (originator <-> xhuma) or "upstream" (xhuma <-> provider).
+    Column("leg", String(8), nullable=False),
+    # "request" or "response"; for the retail leg the request is inbound, for upstream outbound.
+    Column("direction", String(8), nullable=False),
+    Column("operation", String(40), nullable=False),
+    Column("method", String(8), nullable=True),
+    Column("url", String(500), nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("at_us", BigInteger, nullable=False),
+    # For responses: time since the matching request, in microseconds.
+    Column("elapsed_us", BigInteger, nullable=True),
+    Column("peer", String(40), nullable=True),
+    Index(None, "tx_id", "id"),
+)
+
+saf_entries = Table(
+    "saf_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # One queue per destination and service, e.g. "ppu:sim".
+    Column("queue", String(80), nullable=False),
+    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    Column("operation", String(40), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("body", Text, nullable=False),
+    # pending -> delivered | exception
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index(None, "state", "queue", "next_attempt_us"),
+)

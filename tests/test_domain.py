@@ -1,0 +1,62 @@
+"""The transaction life cycle and outcome rules, checked exhaustively and by property."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xhuma.domain.outcomes import Outcome, classify_status
+from xhuma.domain.transactions import ADVICE_KINDS, IN_FLIGHT, Kind, State, after_advice, after_outcome
+
+events = st.lists(st.one_of(st.sampled_from(list(Outcome)), st.sampled_from(sorted(ADVICE_KINDS))), max_size=12)
+
+
+def play(state: State, sequence: list[Outcome | Kind]) -> list[State]:
+    seen = [state]
+    for event in sequence:
+        state = after_outcome(state, event) if isinstance(event, Outcome) else after_advice(state, event)
+        seen.append(state)
+    return seen
+
+
+@given(st.integers(min_value=100, max_value=599) | st.none())
+def test_status_classes(status: int | None) -> None:
+    outcome = classify_status(status)
+    if status is None or status in (500, 504):
+        assert outcome is Outcome.UNKNOWN
+    elif 200 <= status < 300:
+        assert outcome is Outcome.SUCCESSFUL
+    else:
+        assert outcome is Outcome.FAILED  # 503 included: final, as the interface says
+
+
+@given(events)
+def test_advised_outcomes_never_change(sequence: list[Outcome | Kind]) -> None:
+    states = play(State.SENT_UPSTREAM, sequence)
+    for before, after in zip(states, states[1:], strict=False):
+        if before in (State.CONFIRMED, State.REVERSED):
+            assert after == before
+
+
+@given(events)
+def test_a_known_outcome_never_becomes_unknown_again(sequence: list[Outcome | Kind]) -> None:
+    states = play(State.SENT_UPSTREAM, sequence)
+    for before, after in zip(states, states[1:], strict=False):
+        if before not in IN_FLIGHT:
+            assert after not in IN_FLIGHT
+
+
+@given(events)
+def test_a_declined_purchase_is_never_confirmed(sequence: list[Outcome | Kind]) -> None:
+    states = play(State.SENT_UPSTREAM, sequence)
+    if State.DECLINED in states:
+        assert State.CONFIRMED not in states[states.index(State.DECLINED) :]
+
+
+def test_the_expected_paths() -> None:
+    assert play(State.SENT_UPSTREAM, [Outcome.SUCCESSFUL, Kind.CONFIRMATION])[-1] is State.CONFIRMED
+    assert play(State.SENT_UPSTREAM, [Outcome.UNKNOWN, Outcome.SUCCESSFUL])[-1] is State.APPROVED
+    assert play(State.SENT_UPSTREAM, [Outcome.UNKNOWN, Kind.REVERSAL])[-1] is State.REVERSED
+    # A reversal that overtakes the provider's late approval keeps the purchase reversed.
+    assert play(State.SENT_UPSTREAM, [Kind.REVERSAL, Outcome.SUCCESSFUL])[-1] is State.REVERSED
+    assert play(State.SENT_UPSTREAM, [Outcome.FAILED, Kind.REVERSAL])[-1] is State.DECLINED
