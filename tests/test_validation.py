@@ -74,7 +74,11 @@ def test_every_missing_required_field_is_named() -> None:
     del message["client"]
     with pytest.raises(InvalidMessage) as caught:
         decode(msgspec.json.encode(message), wire.PurchaseRequest)
-    assert {e.field for e in caught.value.errors} == {"meter.meterId", "originator.merchant.merchantName.city", "client"}
+    assert {e.field for e in caught.value.errors} == {
+        "meter.meterId",
+        "originator.merchant.merchantName.city",
+        "client",
+    }
 
 
 def test_unknown_fields_can_be_refused_by_path() -> None:

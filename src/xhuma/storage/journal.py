@@ -79,8 +79,8 @@ class TransactionView:
 
 def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(transactions).values(values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    stmt = dialect.insert(transactions).values(values).on_conflict_do_nothing().returning(transactions.c.id)
+    return conn.execute(stmt).first() is not None
 
 
 def _write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
