@@ -24,10 +24,14 @@ simulate_app = typer.Typer(
     help="Simulated providers: real HTTP servers speaking the real protocols.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+saf_app = typer.Typer(help="The store-and-forward queue of must-deliver messages.", no_args_is_help=True)
+exceptions_app = typer.Typer(help="Reconciliation exceptions: what a person must settle.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(tx_app, name="tx")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(db_app, name="db")
+app.add_typer(saf_app, name="saf")
+app.add_typer(exceptions_app, name="exceptions")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file (or XHUMA_CONFIG).")]
@@ -89,6 +93,7 @@ def clients_add(
         str, typer.Option("--client-id", help="The client institution id this credential may act for.")
     ],
     name: Annotated[str | None, typer.Option(help="A readable name.")] = None,
+    role: Annotated[str, typer.Option(help="retail (the retail interfaces) or admin (the /admin API).")] = "retail",
     config: ConfigOption = None,
 ) -> None:
     """Add a credential, or replace the password and binding of an existing one."""
@@ -100,8 +105,10 @@ def clients_add(
         raise typer.BadParameter("must not be empty", param_hint="--password")
     if not client_id or len(client_id) > 40:
         raise typer.BadParameter("must be 1 to 40 characters", param_hint="--client-id")
+    if role not in ("retail", "admin"):
+        raise typer.BadParameter("must be retail or admin", param_hint="--role")
     db = _database(config)
-    db.run_sync(add_client(username, password, client_id, name or username))
+    db.run_sync(add_client(username, password, client_id, name or username, role))
     console.print(f"client [bold]{username}[/] may act for client id [bold]{client_id}[/]")
 
 
@@ -110,9 +117,9 @@ def clients_list(config: ConfigOption = None) -> None:
     """List credentials (never their secrets)."""
     from xhuma.security.credentials import list_clients
 
-    table = Table("username", "client id", "name", "enabled")
+    table = Table("username", "client id", "name", "role", "enabled")
     for c in _database(config).run_sync(list_clients()):
-        table.add_row(c.username, c.client_id, c.name, "yes" if c.enabled else "no")
+        table.add_row(c.username, c.client_id, c.name, c.role, "yes" if c.enabled else "no")
     console.print(table)
 
 
@@ -271,3 +278,130 @@ def simulate_ppu(
         host,
         port,
     )
+
+
+# --- store-and-forward -----------------------------------------------------------------------
+
+
+@saf_app.command("work")
+def saf_work(config: ConfigOption = None) -> None:
+    """Run a store-and-forward worker process (as many as you like, on any machine)."""
+    import asyncio
+    import signal
+
+    from xhuma.node import Node
+
+    settings = load_settings(config)
+
+    async def main() -> None:
+        node = Node(settings, run_worker=True)
+        await node.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(f"store-and-forward worker {node.worker.owner if node.worker else ''} running")
+        await stop.wait()
+        await node.stop()
+
+    asyncio.run(main())
+
+
+@saf_app.command("list")
+def saf_list(
+    state: Annotated[str | None, typer.Option(help="pending, delivered, exception or resolved.")] = None,
+    queue_name: Annotated[str | None, typer.Option("--queue", help="e.g. ppu:sim")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List queue entries, newest first."""
+    from xhuma.saf import queue
+
+    rows = _database(config).run_sync(queue.list_entries(state, queue_name, limit))
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("id", "queue", "operation", "state", "attempts", "last status", "last error", "created (UTC)")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["queue"],
+            r["operation"],
+            r["state"],
+            str(r["attempts"]),
+            "" if r["last_status"] is None else str(r["last_status"]),
+            r["last_error"] or "",
+            _when(r["created_us"]),
+        )
+    console.print(table)
+
+
+@saf_app.command("show")
+def saf_show(entry_id: int, config: ConfigOption = None) -> None:
+    """One entry, with the message it carries."""
+    from xhuma.saf import queue
+
+    entry = _database(config).run_sync(queue.get_entry(entry_id))
+    if entry is None:
+        console.print(f"[red]no entry {entry_id}[/]")
+        raise typer.Exit(1)
+    typer.echo(msgspec.json.encode(entry).decode())
+
+
+@saf_app.command("retry")
+def saf_retry(entry_id: int, config: ConfigOption = None) -> None:
+    """Put an entry in state exception back in the queue, due now."""
+    from xhuma.saf import queue
+
+    if not _database(config).run_sync(queue.retry_entry(entry_id)):
+        console.print(f"[red]entry {entry_id} is not in state exception[/]")
+        raise typer.Exit(1)
+    console.print(f"entry {entry_id} queued again")
+
+
+@saf_app.command("resolve")
+def saf_resolve(
+    entry_id: int,
+    note: Annotated[str, typer.Option(help="How it was settled (kept with the entry).")],
+    config: ConfigOption = None,
+) -> None:
+    """Close an entry in state exception by hand."""
+    from xhuma.saf import queue
+
+    if not note.strip():
+        raise typer.BadParameter("must say how it was resolved", param_hint="--note")
+    if not _database(config).run_sync(queue.resolve_entry(entry_id, note)):
+        console.print(f"[red]entry {entry_id} is not in state exception[/]")
+        raise typer.Exit(1)
+    console.print(f"entry {entry_id} resolved")
+
+
+@saf_app.command("stats")
+def saf_stats(config: ConfigOption = None) -> None:
+    """How many entries are in each state."""
+    from xhuma.saf import queue
+
+    for state, n in sorted(_database(config).run_sync(queue.counts()).items()):
+        console.print(f"{state:<10} {n}")
+
+
+@exceptions_app.command("list")
+def exceptions_list(
+    state: Annotated[str, typer.Option(help="open, or all.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Reconciliation exceptions: reversals nobody upstream will make, deliveries that stopped."""
+    from xhuma.saf import queue
+
+    rows = _database(config).run_sync(queue.list_exceptions(None if state == "all" else state))
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("id", "transaction", "reason", "detail", "state", "created (UTC)")
+    for r in rows:
+        table.add_row(str(r["id"]), r["tx_id"], r["reason"], r["detail"] or "", r["state"], _when(r["created_us"]))
+    console.print(table)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
+from xhuma.saf.worker import SafSettings
 from xhuma.storage.db import database_url
 
 DEFAULT_PROVIDER = ProviderConfig(name="sim", base_url="http://127.0.0.1:8090")
@@ -25,7 +27,11 @@ class Settings:
     institution_name: str = "xhuma switch"
     max_body_bytes: int = 64 * 1024
     credential_cache_seconds: float = 30.0
-    source: str | None = field(default=None)
+    saf: SafSettings = field(default_factory=SafSettings)
+    serve_runs_worker: bool = True
+    """Whether `xhuma serve` also delivers store-and-forward entries (else run `xhuma saf work`)."""
+    recovery_interval_seconds: float = 5.0
+    source: str | None = None
 
 
 class ConfigError(ValueError):
@@ -49,7 +55,31 @@ def load_settings(path: str | Path | None = None) -> Settings:
         institution_name=str(switch.get("institution_name", "xhuma switch")),
         max_body_bytes=int(switch.get("max_body_bytes", 64 * 1024)),
         credential_cache_seconds=float(switch.get("credential_cache_seconds", 30.0)),
+        saf=_saf(data.get("saf", {}), path),
+        serve_runs_worker=bool(data.get("saf", {}).get("in_server", True)),
+        recovery_interval_seconds=float(switch.get("recovery_interval_seconds", 5.0)),
         source=str(path),
+    )
+
+
+def _saf(raw: dict[str, Any], path: str | Path) -> SafSettings:
+    windows = {}
+    for queue, span in raw.get("windows", {}).items():
+        try:
+            start, end = (time.fromisoformat(part.strip()) for part in str(span).split("-"))
+        except ValueError:
+            raise ConfigError(f"{path}: saf.windows.{queue}: expected HH:MM-HH:MM, got {span!r}") from None
+        windows[str(queue)] = (start, end)
+    defaults = SafSettings()
+    return SafSettings(
+        concurrency=int(raw.get("concurrency", defaults.concurrency)),
+        base_delay_seconds=float(raw.get("base_delay_seconds", defaults.base_delay_seconds)),
+        max_delay_seconds=float(raw.get("max_delay_seconds", defaults.max_delay_seconds)),
+        max_age_seconds=float(raw.get("max_age_seconds", defaults.max_age_seconds)),
+        lease_seconds=float(raw.get("lease_seconds", defaults.lease_seconds)),
+        poll_seconds=float(raw.get("poll_seconds", defaults.poll_seconds)),
+        ordered_queues=frozenset(raw.get("ordered_queues", ())),
+        windows=windows,
     )
 
 

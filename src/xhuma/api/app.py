@@ -20,16 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from xhuma.api.admin import admin_routes
 from xhuma.api.openapi import build_openapi
 from xhuma.config import Settings
+from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
-from xhuma.ppu.switch import Institution, PpuSwitch, error_reply
-from xhuma.providers import build_adapter
-from xhuma.routing import Router
-from xhuma.security.credentials import Authenticator
-from xhuma.storage.db import Database, migrate
-from xhuma.storage.journal import Journal
+from xhuma.ppu.switch import error_reply
 
 log = logging.getLogger("xhuma.api")
 JSON = "application/json"
@@ -63,36 +60,17 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-class SwitchState:
-    """What the running server holds; built in the lifespan so that it lives on the server's loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.db = Database(settings.database_url)
-        self.journal = Journal(self.db)
-        self.router = Router(build_adapter(p) for p in settings.providers)
-        self.switch = PpuSwitch(
-            self.journal, self.router, Institution(settings.institution_id, settings.institution_name)
-        )
-        self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
-        self.ready = False
-
-
 def create_app(settings: Settings) -> Starlette:
-    state = SwitchState(settings)
+    state = Node(settings, run_worker=settings.serve_runs_worker)
     openapi = msgspec.json.encode(build_openapi())
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        migrate(state.db.engine)
-        state.db.start()
-        state.ready = True
+        await state.start()
         try:
             yield
         finally:
-            state.ready = False
-            await state.router.close()
-            state.db.close()
+            await state.stop()
 
     def ppu_endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -146,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     routes = [Route(ops.BASE_PATH + op.path, ppu_endpoint(op), methods=["POST"], name=op.name) for op in ops.ALL]
+    routes += admin_routes(state, basic_credentials)
     routes += [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
@@ -155,7 +134,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: unexpected},
     )
-    app.state.switch = state
+    app.state.node = state
     return app
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import Connection, select
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State
@@ -26,8 +28,10 @@ from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.routing import Router
+from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, SafEntry
+from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction
+from xhuma.storage.tables import saf_entries
 from xhuma.validation import FieldError, InvalidMessage, decode
 
 _encode = msgspec.json.Encoder().encode
@@ -102,6 +106,8 @@ class PpuSwitch:
         self.router = router
         self.institution = institution
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self.on_enqueued: Callable[[], None] = lambda: None
+        """Told when this process queued something, so a local worker can send it at once."""
 
     async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
@@ -207,7 +213,7 @@ class PpuSwitch:
         answer: UpstreamAnswer,
         adapter: ProviderAdapter,
     ) -> Reply:
-        reply, error_type = self._retail_reply(operation, message, tx_id, answer)
+        reply, error_type = self.retail_reply(operation, message, tx_id, answer)
         at = now_us()
         got = Message(
             UPSTREAM,
@@ -222,6 +228,13 @@ class PpuSwitch:
             adapter.name,
         )
         sent = Message(RETAIL, "response", operation.name, reply.body.decode(), at, status=reply.status)
+        follow_up = None
+        if operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN:
+
+            def follow_up(conn: Connection, state: State) -> None:
+                if state is State.UNKNOWN:
+                    self.queue_follow_up(conn, tx_id, adapter.name, call.body.decode())
+
         await self.journal.record_outcome(
             tx_id,
             answer.outcome,
@@ -229,8 +242,27 @@ class PpuSwitch:
             retail_status=reply.status,
             retail_response=reply.body.decode(),
             error_type=error_type,
+            then=follow_up,
         )
+        if follow_up is not None:
+            self.on_enqueued()
         return reply
+
+    def queue_follow_up(self, conn: Connection, tx_id: str, provider: str | None, upstream_request: str) -> None:
+        """Queue the retrieval of a purchase whose outcome is unknown (a retry at the same
+        provider, repeated by store-and-forward); where the provider cannot retry, a person has
+        to find out, so it becomes a reconciliation exception."""
+        adapter = self.router.by_name(provider)
+        if adapter is None or not adapter.config.supports("retry"):
+            open_exception(conn, tx_id, "outcome_unknown", f"provider {provider} cannot retry; settle by hand")
+            return
+        pending = conn.execute(
+            select(saf_entries.c.id).where(saf_entries.c.tx_id == tx_id, saf_entries.c.state == "pending").limit(1)
+        ).first()
+        if pending is not None:
+            return
+        call = adapter.prepare(ops.RETRY, _decode(upstream_request))
+        enqueue(f"ppu:{adapter.name}", tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
 
     def _upstream_message(self, message: Any, tx_id: str) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(message)
@@ -256,7 +288,7 @@ class PpuSwitch:
             peer=adapter.name,
         )
 
-    def _retail_reply(
+    def retail_reply(
         self, operation: Operation, message: Any, tx_id: str, answer: UpstreamAnswer
     ) -> tuple[Reply, str | None]:
         if answer.outcome is Outcome.SUCCESSFUL and answer.payload is not None:
@@ -397,18 +429,23 @@ class PpuSwitch:
             state=State.ACCEPTED,
         )
 
-        def delivery(parent: dict[str, Any]) -> SafEntry | None:
+        def queue_delivery(conn: Connection, parent: dict[str, Any]) -> None:
             adapter = self.router.by_name(parent["provider"])
             if adapter is None or not adapter.config.supports("advice"):
-                return None
+                if operation.kind is Kind.REVERSAL and parent["state"] != State.DECLINED:
+                    # Nobody upstream will undo it: a person must settle it with the provider.
+                    open_exception(conn, advice_id, "reversal_not_supported", f"provider {parent['provider']}")
+                return
             upstream: dict[str, Any] = msgspec.to_builtins(message)
             upstream.update(id=advice_id, requestId=parent["id"], time=rfc3339_now())
             call = adapter.prepare(operation, upstream, request_id=parent["id"])
-            return SafEntry(f"ppu:{adapter.name}", operation.name, call.method, call.url, call.body.decode())
+            enqueue(f"ppu:{adapter.name}", advice_id, operation.name, call.method, call.url, call.body.decode())(conn)
 
         result, _ = await self.journal.accept_advice(
-            advice, ops.ADVISED_KIND[operation.kind], message.request_id, [received, acknowledged], delivery
+            advice, ops.ADVISED_KIND[operation.kind], message.request_id, [received, acknowledged], queue_delivery
         )
+        if result is AdviceResult.ACCEPTED:
+            self.on_enqueued()
         if result is AdviceResult.UNKNOWN_REQUEST:
             return error_reply(
                 404,

@@ -36,14 +36,22 @@ class ApiClient:
     client_id: str
     name: str
     enabled: bool
+    role: str
 
 
-def add_client(username: str, password: str, client_id: str, name: str) -> Callable[[Connection], None]:
+ROLES = ("retail", "admin")
+
+
+def add_client(
+    username: str, password: str, client_id: str, name: str, role: str = "retail"
+) -> Callable[[Connection], None]:
     """Create the credential, or replace its password and binding if the username exists."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
     password_hash = hash_password(password)
 
     def op(conn: Connection) -> None:
-        values = {"password_hash": password_hash, "client_id": client_id, "name": name, "enabled": True}
+        values = {"password_hash": password_hash, "client_id": client_id, "name": name, "enabled": True, "role": role}
         changed = conn.execute(update(api_clients).where(api_clients.c.username == username).values(values)).rowcount
         if not changed:
             conn.execute(insert(api_clients).values(username=username, created_us=now_us(), **values))
@@ -54,7 +62,7 @@ def add_client(username: str, password: str, client_id: str, name: str) -> Calla
 def list_clients() -> Callable[[Connection], list[ApiClient]]:
     def op(conn: Connection) -> list[ApiClient]:
         rows = conn.execute(select(api_clients).order_by(api_clients.c.username))
-        return [ApiClient(r.username, r.client_id, r.name, r.enabled) for r in rows]
+        return [ApiClient(r.username, r.client_id, r.name, r.enabled, r.role) for r in rows]
 
     return op
 
@@ -74,16 +82,17 @@ class Authenticator:
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, bytes], tuple[str, float]] = {}
 
-    async def authenticate(self, username: str, password: str) -> str | None:
-        """The client institution id the credential is bound to, or None if it is not valid."""
+    async def authenticate(self, username: str, password: str, role: str = "retail") -> str | None:
+        """The client institution id the credential is bound to, or None if it is not valid
+        for `role`."""
         digest = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
-        key = (username, digest)
+        key = (f"{role}:{username}", digest)
         hit = self._verified.get(key)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
         row = await self.db.run(_load(username))
-        if row is None or not row.enabled:
+        if row is None or not row.enabled or row.role != role:
             return None
         if not await _verify_off_loop(row.password_hash, password):
             return None

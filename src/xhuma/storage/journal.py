@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State, after_advice, after_outcome
 from xhuma.storage.db import Database, now_us
-from xhuma.storage.tables import messages, saf_entries, transactions
+from xhuma.storage.tables import messages, transactions
 
 REQUEST_SPACE = "request"
 ADVICE_SPACE = "advice"
@@ -55,15 +55,6 @@ class NewTransaction:
         return ADVICE_SPACE if self.kind.is_advice else REQUEST_SPACE
 
 
-@dataclass(frozen=True)
-class SafEntry:
-    queue: str
-    operation: str
-    method: str
-    url: str
-    body: str
-
-
 class AdviceResult(StrEnum):
     ACCEPTED = "accepted"
     UNKNOWN_REQUEST = "unknown_request"
@@ -83,7 +74,7 @@ def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> boo
     return conn.execute(stmt).first() is not None
 
 
-def _write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
+def write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
     if items:
         conn.execute(insert(messages), [{"tx_id": tx_id, **vars(m)} for m in items])
 
@@ -96,7 +87,7 @@ def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[
         values = {**vars(tx), "id_space": tx.id_space, "created_us": at, "updated_us": at}
         if not _insert_ignoring_duplicates(conn, values):
             return False
-        _write_messages(conn, tx.id, items)
+        write_messages(conn, tx.id, items)
         return True
 
     return op
@@ -111,6 +102,7 @@ def record_outcome(
     retail_response: str | None = None,
     error_type: str | None = None,
     state: State | None = None,
+    then: Callable[[Connection, State], None] | None = None,
 ) -> Callable[[Connection], State]:
     """Apply an upstream outcome (or set `state` outright) and journal the messages with it.
 
@@ -133,7 +125,9 @@ def record_outcome(
         if retail_response is not None and not keeps_final:
             values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
         conn.execute(update(transactions).where(transactions.c.id == tx_id).values(values))
-        _write_messages(conn, tx_id, items)
+        write_messages(conn, tx_id, items)
+        if then is not None:
+            then(conn, new)
         return new
 
     return op
@@ -141,7 +135,7 @@ def record_outcome(
 
 def record_messages(tx_id: str, items: Sequence[Message]) -> Callable[[Connection], None]:
     def op(conn: Connection) -> None:
-        _write_messages(conn, tx_id, items)
+        write_messages(conn, tx_id, items)
 
     return op
 
@@ -189,10 +183,10 @@ def accept_advice(
     advised_kind: Kind,
     advised_retail_id: str,
     items: Sequence[Message],
-    build_delivery: Callable[[dict[str, Any]], SafEntry | None],
+    then: Callable[[Connection, dict[str, Any]], None],
 ) -> Callable[[Connection], tuple[AdviceResult, dict[str, Any] | None]]:
-    """Journal an advice, move the advised transaction's state and queue the advice for delivery
-    upstream, all in one commit: an acknowledged advice is never lost."""
+    """Journal an advice and move the advised transaction's state; `then` runs in the same
+    commit (it queues the advice for delivery), so an acknowledged advice is never lost."""
 
     def op(conn: Connection) -> tuple[AdviceResult, dict[str, Any] | None]:
         query = select(transactions).where(
@@ -219,25 +213,13 @@ def accept_advice(
         }
         if not _insert_ignoring_duplicates(conn, values):
             return AdviceResult.DUPLICATE, parent_row
-        _write_messages(conn, advice.id, items)
+        write_messages(conn, advice.id, items)
         new_state = after_advice(State(parent.state), advice.kind)
         if new_state != parent.state:
             conn.execute(
                 update(transactions).where(transactions.c.id == parent.id).values(state=new_state, updated_us=at)
             )
-        delivery = build_delivery(parent_row)
-        if delivery is not None:
-            conn.execute(
-                insert(saf_entries).values(
-                    **vars(delivery),
-                    tx_id=advice.id,
-                    state="pending",
-                    attempts=0,
-                    next_attempt_us=at,
-                    created_us=at,
-                    updated_us=at,
-                )
-            )
+        then(conn, parent_row)
         return AdviceResult.ACCEPTED, parent_row
 
     return op

@@ -36,6 +36,8 @@ api_clients = Table(
     Column("client_id", String(40), nullable=False),
     Column("name", String(100), nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
+    # "retail" may use the retail interfaces; "admin" the operator API.
+    Column("role", String(16), nullable=False, default="retail"),
     Column("created_us", BigInteger, nullable=False),
 )
 
@@ -97,17 +99,41 @@ saf_entries = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     # One queue per destination and service, e.g. "ppu:sim".
     Column("queue", String(80), nullable=False),
+    # The journalled transaction this delivery belongs to (an advice, or a purchase whose
+    # outcome is being retrieved); delivery attempts are journalled on it.
     Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
     Column("operation", String(40), nullable=False),
     Column("method", String(8), nullable=False),
     Column("url", String(500), nullable=False),
     Column("body", Text, nullable=False),
-    # pending -> delivered | exception
+    # pending -> delivered | exception -> (retry: pending) | resolved
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False),
+    # A worker holds an entry while it delivers it; an expired lease (a dead worker) frees it.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until_us", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("resolution", Text, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
-    Index(None, "state", "queue", "next_attempt_us"),
+    Index(None, "state", "next_attempt_us"),
+    Index(None, "queue", "state", "id"),
+    Index(None, "tx_id"),
+)
+
+reconciliation_exceptions = Table(
+    "reconciliation_exceptions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    # e.g. "reversal_not_supported", "delivery_stopped", "delivery_expired", "outcome_unknown"
+    Column("reason", String(40), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("resolution", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index(None, "state", "created_us"),
 )

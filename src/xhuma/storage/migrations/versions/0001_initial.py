@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:54:45.486374
+Create Date: 2026-11-22 15:02:49.324587
 """
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("username", name=op.f("pk_api_clients")),
     )
@@ -81,6 +82,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_messages_tx_id_id"), ["tx_id", "id"], unique=False)
 
     op.create_table(
+        "reconciliation_exceptions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("tx_id", sa.String(length=36), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("resolution", sa.Text(), nullable=True),
+        sa.Column("created_us", sa.BigInteger(), nullable=False),
+        sa.Column("updated_us", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tx_id"], ["transactions.id"], name=op.f("fk_reconciliation_exceptions_tx_id_transactions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_exceptions")),
+    )
+    with op.batch_alter_table("reconciliation_exceptions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_reconciliation_exceptions_state_created_us"), ["state", "created_us"], unique=False
+        )
+
+    op.create_table(
         "saf_entries",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("queue", sa.String(length=80), nullable=False),
@@ -92,25 +113,35 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_us", sa.BigInteger(), nullable=False),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_until_us", sa.BigInteger(), nullable=True),
+        sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("resolution", sa.Text(), nullable=True),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["tx_id"], ["transactions.id"], name=op.f("fk_saf_entries_tx_id_transactions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_saf_entries")),
     )
     with op.batch_alter_table("saf_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_saf_entries_queue_state_id"), ["queue", "state", "id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_saf_entries_state_queue_next_attempt_us"),
-            ["state", "queue", "next_attempt_us"],
-            unique=False,
+            batch_op.f("ix_saf_entries_state_next_attempt_us"), ["state", "next_attempt_us"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_saf_entries_tx_id"), ["tx_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("saf_entries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_saf_entries_state_queue_next_attempt_us"))
+        batch_op.drop_index(batch_op.f("ix_saf_entries_tx_id"))
+        batch_op.drop_index(batch_op.f("ix_saf_entries_state_next_attempt_us"))
+        batch_op.drop_index(batch_op.f("ix_saf_entries_queue_state_id"))
 
     op.drop_table("saf_entries")
+    with op.batch_alter_table("reconciliation_exceptions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reconciliation_exceptions_state_created_us"))
+
+    op.drop_table("reconciliation_exceptions")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_tx_id_id"))
 

@@ -1,0 +1,91 @@
+"""The operator API under /admin: the store-and-forward queue and reconciliation exceptions.
+Only credentials with the "admin" role may use it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xhuma.node import Node
+from xhuma.saf import queue
+
+JSON = "application/json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(value), status, media_type=JSON)
+
+
+def _problem(status: int, message: str, field: str | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    return _json(body, status)
+
+
+def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | None]) -> list[Route]:
+    def guarded(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            given = credentials(request)
+            if given is None or await node.auth.authenticate(*given, role="admin") is None:
+                return Response(
+                    b'{"error":"admin credentials required"}',
+                    401,
+                    media_type=JSON,
+                    headers={"WWW-Authenticate": 'Basic realm="xhuma-admin"'},
+                )
+            return await handler(request)
+
+        return endpoint
+
+    def entry_id(request: Request) -> int | None:
+        raw = request.path_params["entry_id"]
+        return int(raw) if raw.isdigit() else None
+
+    async def list_saf(request: Request) -> Response:
+        state, name = request.query_params.get("state"), request.query_params.get("queue")
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            return _problem(400, "limit must be a whole number from 1 to 10000", "limit")
+        return _json(await node.db.run(queue.list_entries(state, name, int(limit))))
+
+    async def show_saf(request: Request) -> Response:
+        wanted = entry_id(request)
+        entry = await node.db.run(queue.get_entry(wanted)) if wanted is not None else None
+        return _json(entry) if entry else _problem(404, "no such entry", "entry_id")
+
+    async def retry_saf(request: Request) -> Response:
+        wanted = entry_id(request)
+        if wanted is None or not await node.db.run(queue.retry_entry(wanted)):
+            return _problem(409, "only an entry in state exception can be retried", "entry_id")
+        node.switch.on_enqueued()
+        return _json({"id": wanted, "state": queue.PENDING})
+
+    async def resolve_saf(request: Request) -> Response:
+        wanted = entry_id(request)
+        try:
+            note = msgspec.json.decode(await request.body(), type=dict[str, str]).get("note", "")
+        except msgspec.DecodeError:
+            note = ""
+        if not note:
+            return _problem(400, "a note saying how it was resolved is required", "note")
+        if wanted is None or not await node.db.run(queue.resolve_entry(wanted, note)):
+            return _problem(409, "only an entry in state exception can be resolved", "entry_id")
+        return _json({"id": wanted, "state": queue.RESOLVED})
+
+    async def list_exceptions(request: Request) -> Response:
+        return _json(await node.db.run(queue.list_exceptions(request.query_params.get("state", "open") or None)))
+
+    return [
+        Route("/admin/saf", guarded(list_saf), methods=["GET"]),
+        Route("/admin/saf/{entry_id}", guarded(show_saf), methods=["GET"]),
+        Route("/admin/saf/{entry_id}/retry", guarded(retry_saf), methods=["POST"]),
+        Route("/admin/saf/{entry_id}/resolve", guarded(resolve_saf), methods=["POST"]),
+        Route("/admin/exceptions", guarded(list_exceptions), methods=["GET"]),
+    ]

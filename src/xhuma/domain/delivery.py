@@ -1,0 +1,62 @@
+"""Store-and-forward rules: what an answer means for a queued message, and when to try again.
+
+Pure functions, so the policy per interface is readable in one place and testable alone."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from xhuma.domain.outcomes import Outcome
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 502, 503})
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    """A final answer: the destination has the message (or needs nothing more)."""
+    REPEAT = "repeat"
+    """No final answer yet: try again after a backoff."""
+    STOP = "stop"
+    """A final refusal that needs a person: the entry becomes an exception."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    outcome: Outcome
+    status: int | None
+    error_type: str | None
+    reached: bool = True
+    """False when the connection was never made."""
+
+
+def ppu_advice_verdict(operation: str, answer: Answer) -> Verdict:
+    """PPU confirmations and reversals: repeat until 2xx or a final refusal (§1.4, §9.2).
+
+    503 is "failed" in the interface's table, but an advice must still arrive, so it is
+    repeated. A duplicate means the provider already has the advice. A reversal of a purchase
+    the provider never saw has nothing left to undo."""
+    if answer.outcome is Outcome.SUCCESSFUL:
+        return Verdict.DELIVERED
+    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
+        return Verdict.REPEAT
+    if answer.error_type == "DUPLICATE_RECORD":
+        return Verdict.DELIVERED
+    if answer.status == 404 and operation == "reverseTokenPurchase":
+        return Verdict.DELIVERED
+    return Verdict.STOP
+
+
+def ppu_retry_verdict(answer: Answer) -> Verdict:
+    """A follow-up retry of a purchase whose outcome was unknown: any final answer, approval or
+    decline, is what we were after; only an unknown one is asked again."""
+    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
+        return Verdict.REPEAT
+    return Verdict.DELIVERED
+
+
+def backoff_seconds(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: spreads retries of many entries after an outage."""
+    ceiling = min(cap, base * (2 ** min(attempts, 30)))
+    return rng.uniform(base / 2, max(base / 2, ceiling))
