@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,11 @@ POSTGRES_URL = os.environ.get("XHUMA_TEST_POSTGRES_URL", "postgresql://127.0.0.1
 BACKENDS = os.environ.get("XHUMA_TEST_BACKENDS", "sqlite,postgresql").split(",")
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'xhuma.db'}"
+@contextmanager
+def fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """A new, empty database of the backend, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / f'xhuma-{uuid.uuid4().hex[:8]}.db'}"
         return
     name = f"xhuma_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -34,6 +36,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per backend for the session, shared by the session's switch."""
+    with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, for tests that run their own switch processes."""
+    with fresh_database(backend, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -19,6 +20,15 @@ def tx(switch: Switch, ref: str) -> dict:
 
 def legs(view: dict) -> list[tuple[str, str]]:
     return [(m["leg"], m["direction"]) for m in view["messages"]]
+
+
+def eventually(get, done, seconds: float = 15.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        value = get()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
 
 
 def ledger(simulator: Server) -> dict:
@@ -62,8 +72,15 @@ def test_lookup_purchase_confirm(switch: Switch) -> None:
     assert upstream_request["client"]["id"] == "xhuma-test"
     assert view["messages"][2]["status"] == 201 and view["messages"][2]["elapsed_us"] > 0
     assert [a["kind"] for a in view["advices"]] == ["confirmation"]
-    advice = tx(switch, view["advices"][0]["id"])
-    assert legs(advice) == [("retail", "request"), ("retail", "response")]
+    # Acknowledged first, then delivered upstream by store-and-forward.
+    advice = eventually(lambda: tx(switch, view["advices"][0]["id"]), lambda a: len(a["messages"]) == 4)
+    assert legs(advice) == [
+        ("retail", "request"),
+        ("retail", "response"),
+        ("upstream", "request"),
+        ("upstream", "response"),
+    ]
+    assert advice["messages"][3]["status"] == 202
 
 
 def test_purchase_then_reverse(switch: Switch) -> None:
@@ -86,7 +103,8 @@ def test_timed_out_purchase_is_retrieved_by_retry_never_bought_twice(switch: Swi
     assert answer.status_code == 504, answer.text
     assert answer.json()["errorType"] == "UPSTREAM_UNAVAILABLE"
     view = tx(switch, purchase["id"])
-    assert view["transaction"]["state"] == "unknown"
+    # Store-and-forward may already have retrieved it; either way the retail retry gets it.
+    assert view["transaction"]["state"] in ("unknown", "approved")
     upstream_id = view["transaction"]["id"]
 
     answer = pos.retry(purchase)
@@ -107,6 +125,26 @@ def test_timed_out_purchase_is_retrieved_by_retry_never_bought_twice(switch: Swi
     _, answer = pos.confirm(purchase["id"], again.json()["thirdPartyIdentifiers"])
     assert answer.status_code == 202
     assert tx(switch, purchase["id"])["transaction"]["state"] == "confirmed"
+
+
+def test_unknown_outcome_is_retrieved_without_the_retailer(switch: Switch, simulator: Server) -> None:
+    pos = switch.retailer
+    purchase, answer = pos.purchase("TST011", 10000)
+    assert answer.status_code == 504
+    view = eventually(lambda: tx(switch, purchase["id"]), lambda v: v["transaction"]["state"] == "approved")
+    assert view["transaction"]["state"] == "approved"
+    retrieval = [m for m in view["messages"] if m["leg"] == "upstream" and m["url"].endswith("/retry")]
+    assert retrieval and retrieval[-1]["status"] == 201
+    entries = [json.loads(line) for line in switch.cli("saf", "list", "--json", "--limit", "200").stdout.splitlines()]
+    (entry,) = [e for e in entries if e["tx_id"] == view["transaction"]["id"]]
+    assert entry["operation"] == "retryPurchaseRequest" and entry["state"] == "delivered"
+    # The retailer's own retry is now answered from the journal, with the retrieved tokens.
+    before = len(view["messages"])
+    answer = pos.retry(purchase)
+    assert answer.status_code == 201
+    ledger_tokens = [p["tokens"] for p in ledger(simulator)["purchases"] if p["id"] == view["transaction"]["id"]]
+    assert ledger_tokens == [[t["token"] for t in answer.json()["tokens"]]]
+    assert legs(tx(switch, purchase["id"]))[before:] == [("retail", "request"), ("retail", "response")]
 
 
 def test_retry_of_a_purchase_never_received_buys_once(switch: Switch, simulator: Server) -> None:

@@ -15,8 +15,8 @@ from xhuma.storage.db import Database, migrate
 
 
 @pytest.fixture
-def db(database_url: str):  # type: ignore[no-untyped-def]
-    database = Database(database_url)
+def db(fresh_database_url: str):  # type: ignore[no-untyped-def]
+    database = Database(fresh_database_url)
     migrate(database.engine)
     database.start()
     yield database
@@ -75,8 +75,8 @@ def test_final_answer_is_kept_when_a_late_unknown_arrives(db: Database) -> None:
     assert row is not None and row["retail_status"] == 201 and row["retail_response"] == '{"ok":1}'
 
 
-def test_migrations_are_idempotent(database_url: str) -> None:
-    database = Database(database_url)
+def test_migrations_are_idempotent(fresh_database_url: str) -> None:
+    database = Database(fresh_database_url)
     migrate(database.engine)
     migrate(database.engine)
     database.close()

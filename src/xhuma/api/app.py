@@ -23,6 +23,7 @@ from starlette.routing import Route
 from xhuma.api.admin import admin_routes
 from xhuma.api.openapi import build_openapi
 from xhuma.config import Settings
+from xhuma.httpserver import run_asgi
 from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
@@ -139,23 +140,4 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop=_best("uvloop", "asyncio"),
-        http=_best("httptools", "h11"),
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-    )
-
-
-def _best(preferred: str, fallback: str) -> str:
-    try:
-        __import__(preferred)
-    except ImportError:
-        return fallback
-    return preferred
+    run_asgi(create_app(settings), host, port)

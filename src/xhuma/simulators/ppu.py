@@ -1,0 +1,438 @@
+"""A provider speaking the Prepaid Utility Service Interface v3, as a real HTTP server.
+
+It follows the public test server's order of checks and scenario meters (TST001-TST011), adds
+generated meters (any 11-digit meter id), and keeps a ledger of what it sold so tests can prove
+the switch never bought twice. Latency, failures and outages are injected from the command
+line or at run time through `POST /_sim/config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xhuma.httpserver import run_asgi
+from xhuma.ppu import operations as ops
+from xhuma.ppu import wire
+from xhuma.ppu.operations import Operation
+from xhuma.simulators.tokens import make_token
+from xhuma.validation import InvalidMessage, decode
+
+DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
+CURRENCY = "710"
+MODES = ("normal", "unavailable", "hang", "garbage")
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class SimulatorConfig:
+    name: str = "sim"
+    latency_ms: float = 0.0
+    failure_rate: float = 0.0
+    tst011_delay: float = 10.0
+    seed: int | None = None
+    mode: str = "normal"
+
+
+@dataclass
+class Sale:
+    """One purchase as the provider recorded it."""
+
+    id: str
+    meter_id: str
+    amount: int
+    response: dict[str, Any]
+    retries: int = 0
+
+
+@dataclass
+class Ledger:
+    sales: dict[str, Sale] = field(default_factory=dict)
+    last_sale_by_meter: dict[str, str] = field(default_factory=dict)
+    advices: dict[str, dict[str, str]] = field(default_factory=dict)
+    seen: dict[str, set[str]] = field(default_factory=dict)
+    key_changes: set[str] = field(default_factory=set)
+
+
+def _meter(meter_id: str) -> dict[str, Any] | None:
+    """Scenario data of a test meter, or generated data for an 11-digit one."""
+    if meter_id in DATA["meters"]:
+        return {
+            **DATA["meters"][meter_id],
+            "min": DATA["meters"][meter_id]["amount"],
+            "max": DATA["meters"][meter_id]["amount"],
+        }
+    if len(meter_id) == 11 and meter_id.isdigit():
+        return {"generated": True, "min": 100, "max": 500_000}
+    return None
+
+
+def _customer(meter_id: str) -> dict[str, Any]:
+    if meter_id in DATA["meters"]:
+        return dict(DATA["customer"])
+    digest = hashlib.sha256(meter_id.encode()).digest()
+    first = ["Ayanda", "Pieter", "Lerato", "Johan", "Naledi", "Sipho", "Anele", "Maria"][digest[0] % 8]
+    last = ["Dlamini", "van Wyk", "Mokoena", "Naidoo", "Botha", "Khumalo", "Pillay", "Smith"][digest[1] % 8]
+    return {"firstName": first, "lastName": last, "address": f"{digest[2] % 200 + 1} Main Road"}
+
+
+def _utility(meter_id: str) -> dict[str, Any]:
+    if meter_id in DATA["meters"]:
+        return dict(DATA["utility"])
+    town = ["Mangaung", "eThekwini", "Tshwane", "Ekurhuleni", "Buffalo City", "Polokwane"][
+        hashlib.sha256(meter_id.encode()).digest()[3] % 6
+    ]
+    return {"name": f"{town} Electricity", "vatRegNum": "4100000001"}
+
+
+def _amount(value: int, tax: int | None = None, *, rate: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"amount": value, "currency": CURRENCY}
+    if tax is not None:
+        out.update(tax=tax, taxType="VAT", taxRate=rate if rate is not None else 15.0)
+    return out
+
+
+def _meter_block(meter_id: str) -> dict[str, Any]:
+    return {
+        "meterId": meter_id,
+        "supplyGroupCode": "000001",
+        "keyRevisionNum": "1",
+        "tariffIndex": "01",
+        "tokenTechCode": "02",
+    }
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.ledger = Ledger()
+        self._mode_changed = asyncio.Event()
+        self._refs = 0
+
+    def _ref(self) -> str:
+        self._refs += 1
+        return f"{self.config.name.upper()}{self._refs:08d}"
+
+    # --- the interface ----------------------------------------------------------------------
+
+    async def handle(self, operation: Operation, request: Request) -> Response:
+        if self.config.mode != "normal":
+            interrupted = await self._fault_mode()
+            if interrupted is not None:
+                return interrupted
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000 * self.rng.uniform(0.5, 1.5))
+        body = await request.body()
+        path = request.path_params
+        try:
+            message = decode(body, operation.request_model)
+        except InvalidMessage as exc:
+            return self._error(
+                400, "FORMAT_ERROR", "Bad format", operation, None, [msgspec.to_builtins(e) for e in exc.errors]
+            )
+        raw = json.loads(body)
+        if operation is not ops.RETRY and path.get("id") != message.id:
+            return self._error(400, "FORMAT_ERROR", "Path id mismatch", operation, message.id)
+        if operation.is_advice:
+            return self._advice(operation, message, raw)
+        if operation is ops.RETRY:
+            return await self._retry(path["id"], message, raw)
+        seen = self.ledger.seen.setdefault(operation.name, set())
+        if message.id in seen:
+            return self._error(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+        seen.add(message.id)
+        if operation is ops.REPRINT:
+            return self._reprint(message, raw)
+        meter = _meter(message.meter.meter_id)
+        if meter is None:
+            return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
+        if operation is ops.METER_LOOKUP:
+            return self._json(201, self._lookup(message.meter.meter_id, meter, raw))
+        if operation is ops.FAULT_REPORT:
+            answer = {
+                "reference": f"{message.time}{message.originator.terminal_id}",
+                "description": "Fault logged with the utility",
+            }
+            return self._json(201, self._echo(raw, answer))
+        if operation is ops.KEY_CHANGE:
+            self.ledger.key_changes.add(message.id)
+            tokens = [self._token({"tokenType": "KC", "units": 0, "amount": 0}) for _ in range(2)]
+            return self._json(201, self._echo(raw, {"meter": _meter_block(message.meter.meter_id), "tokens": tokens}))
+        amount = message.purchase_amount.amount
+        if not meter["min"] <= amount <= meter["max"]:
+            return self._error(400, "INVALID_AMOUNT", "Invalid amount", operation, message.id)
+        response = self._purchase_response(message.meter.meter_id, meter, amount, trial=operation is ops.TRIAL)
+        if operation is ops.TRIAL:
+            return self._json(200, self._echo(raw, response))
+        self._record(message.id, message.meter.meter_id, amount, response)
+        if meter.get("timesOut"):
+            await asyncio.sleep(self.config.tst011_delay)
+            return self._error(504, "UPSTREAM_UNAVAILABLE", "Timeout", operation, message.id)
+        if self.config.failure_rate and self.rng.random() < self.config.failure_rate:
+            return self._error(500, "GENERAL_ERROR", "Injected failure", operation, message.id)
+        return self._json(201, self._echo(raw, response))
+
+    async def _retry(self, original_id: str, message: Any, raw: dict[str, Any]) -> Response:
+        sale = self.ledger.sales.get(original_id)
+        if sale is None:
+            meter = _meter(message.meter.meter_id)
+            if meter is None:
+                return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", ops.RETRY, message.id)
+            amount = message.purchase_amount.amount
+            if not meter["min"] <= amount <= meter["max"]:
+                return self._error(400, "INVALID_AMOUNT", "Invalid amount", ops.RETRY, message.id)
+            sale = self._record(
+                original_id,
+                message.meter.meter_id,
+                amount,
+                self._purchase_response(message.meter.meter_id, meter, amount),
+            )
+        sale.retries += 1
+        return self._json(201, self._echo(raw, sale.response))
+
+    def _advice(self, operation: Operation, message: Any, raw: dict[str, Any]) -> Response:
+        known = (
+            message.request_id in self.ledger.key_changes
+            if operation is ops.KEY_CHANGE_CONFIRMATION
+            else message.request_id in self.ledger.sales
+        )
+        if not known:
+            return self._error(
+                404, "UNABLE_TO_LOCATE_RECORD", "Unknown request", operation, message.id, original_id=message.request_id
+            )
+        if message.id in self.ledger.advices:
+            return self._error(
+                400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
+            )
+        kind = {ops.CONFIRMATION: "confirmation", ops.REVERSAL: "reversal"}.get(operation, "key_change_confirmation")
+        self.ledger.advices[message.id] = {"id": message.id, "kind": kind, "requestId": message.request_id}
+        return self._json(202, raw)
+
+    def _reprint(self, message: Any, raw: dict[str, Any]) -> Response:
+        sale_id = message.original_ref or self.ledger.last_sale_by_meter.get(message.meter.meter_id)
+        sale = self.ledger.sales.get(sale_id or "")
+        if sale is None or sale.meter_id != message.meter.meter_id:
+            return self._error(404, "UNABLE_TO_LOCATE_RECORD", "No token to reprint", ops.REPRINT, message.id)
+        return self._json(200, self._echo(raw, sale.response))
+
+    # --- building answers -------------------------------------------------------------------
+
+    def _lookup(self, meter_id: str, meter: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+        answer = {
+            "meter": _meter_block(meter_id),
+            "customer": _customer(meter_id),
+            "utility": _utility(meter_id),
+            "minAmount": _amount(meter["min"]),
+            "maxAmount": _amount(meter["max"]),
+        }
+        if meter.get("bsstDue"):
+            answer["bsstDue"] = True
+        return self._echo(raw, answer)
+
+    def _purchase_response(
+        self, meter_id: str, meter: dict[str, Any], amount: int, *, trial: bool = False
+    ) -> dict[str, Any]:
+        if meter.get("generated"):
+            excl = round(amount / 1.15)
+            templates = [{"tokenType": "STD", "units": round(excl / 250, 1), "amount": excl, "tax": amount - excl}]
+        else:
+            templates = meter["tokens"]
+        response: dict[str, Any] = {
+            "meter": _meter_block(meter_id),
+            "customer": _customer(meter_id),
+            "utility": _utility(meter_id),
+            "purchaseTotal": _amount(sum(t["amount"] for t in templates)),
+            "taxTotal": _amount(sum(t.get("tax") or 0 for t in templates)),
+        }
+        if not trial:
+            response["tokens"] = [self._token(t) for t in templates]
+        for key in ("debtRecoveryCharges", "serviceCharges"):
+            if key in meter:
+                response[key] = [self._charge(c) for c in meter[key]]
+        return response
+
+    def _token(self, template: dict[str, Any]) -> dict[str, Any]:
+        token: dict[str, Any] = {
+            "tokenType": template["tokenType"],
+            "units": template["units"],
+            "amount": _amount(template["amount"], template.get("tax"), rate=15.0)
+            if "tax" in template
+            else {"amount": template["amount"], "currency": CURRENCY},
+            "token": make_token(template["units"], self.rng, subclass=3 if template["tokenType"] == "KC" else 0),
+        }
+        for key in ("receiptNum", "tariffCalc"):
+            if key in template:
+                token[key] = template[key]
+        return token
+
+    @staticmethod
+    def _charge(template: dict[str, Any]) -> dict[str, Any]:
+        charge: dict[str, Any] = {
+            "amount": _amount(template["amount"], template["tax"]),
+            "description": template["description"],
+        }
+        if "balance" in template:
+            charge["balance"] = _amount(template["balance"])
+        if "receiptNum" in template:
+            charge["receiptNum"] = template["receiptNum"]
+        return charge
+
+    def _record(self, sale_id: str, meter_id: str, amount: int, response: dict[str, Any]) -> Sale:
+        sale = Sale(sale_id, meter_id, amount, response)
+        self.ledger.sales[sale_id] = sale
+        self.ledger.last_sale_by_meter[meter_id] = sale_id
+        return sale
+
+    def _echo(self, raw: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        """The interface's echo rule: the request's own fields come back as they were sent."""
+        body = {name: raw[name] for name in wire.ECHO_FIELDS if name in raw}
+        body["thirdPartyIdentifiers"] = [
+            *raw.get("thirdPartyIdentifiers", []),
+            {"institutionId": self.config.name, "transactionIdentifier": self._ref()},
+        ]
+        body.update(answer)
+        return body
+
+    @staticmethod
+    def _json(status: int, body: Any) -> Response:
+        return Response(_encode(body), status, media_type="application/json")
+
+    def _error(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        operation: Operation,
+        message_id: str | None,
+        detail: Any = None,
+        original_id: str | None = None,
+    ) -> Response:
+        body = wire.ErrorDetail(
+            error_type=error_type,
+            error_message=message[:20],
+            request_type=operation.request_type,
+            id=message_id,
+            original_id=original_id,
+            detail_message=detail,
+        )
+        return Response(_encode(body), status, media_type="application/json")
+
+    async def _fault_mode(self) -> Response | None:
+        mode = self.config.mode
+        if mode == "unavailable":
+            return Response(
+                b'{"errorType":"UPSTREAM_UNAVAILABLE","errorMessage":"Unavailable"}', 503, media_type="application/json"
+            )
+        if mode == "garbage":
+            return Response(b"<html>not what you asked for", 200, media_type="text/html")
+        if mode == "hang":
+            while self.config.mode == "hang":
+                self._mode_changed.clear()
+                await self._mode_changed.wait()
+            return None
+        return None
+
+    # --- administration ---------------------------------------------------------------------
+
+    def ledger_view(self) -> dict[str, Any]:
+        return {
+            "purchases": [
+                {
+                    "id": s.id,
+                    "meterId": s.meter_id,
+                    "amount": s.amount,
+                    "retries": s.retries,
+                    "tokens": [t["token"] for t in s.response.get("tokens", [])],
+                }
+                for s in self.ledger.sales.values()
+            ],
+            "advices": list(self.ledger.advices.values()),
+        }
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        names = {
+            "latencyMs": "latency_ms",
+            "failureRate": "failure_rate",
+            "tst011Delay": "tst011_delay",
+            "mode": "mode",
+        }
+        unknown = set(changes) - set(names)
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; known {sorted(names)}")
+        if "mode" in changes and changes["mode"] not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        for key, value in changes.items():
+            setattr(self.config, names[key], value if key == "mode" else float(value))
+        self._mode_changed.set()
+        return asdict(self.config)
+
+
+def build_app(config: SimulatorConfig) -> Starlette:
+    simulator = Simulator(config)
+
+    def endpoint(operation: Operation) -> Any:
+        async def handle(request: Request) -> Response:
+            return await simulator.handle(operation, request)
+
+        return handle
+
+    async def health(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def ledger(_request: Request) -> Response:
+        return Response(_encode(simulator.ledger_view()), media_type="application/json")
+
+    async def configure(request: Request) -> Response:
+        try:
+            changes = json.loads(await request.body() or b"{}")
+            return Response(_encode(simulator.configure(changes)), media_type="application/json")
+        except (ValueError, TypeError) as exc:
+            return Response(_encode({"error": str(exc)}), 400, media_type="application/json")
+
+    async def reset(_request: Request) -> Response:
+        simulator.ledger = Ledger()
+        return Response(b'{"reset":true}', media_type="application/json")
+
+    routes = [Route(ops.BASE_PATH + op.path, endpoint(op), methods=["POST"]) for op in ops.ALL]
+    routes += [
+        Route("/health", health, methods=["GET"]),
+        Route("/_sim/ledger", ledger, methods=["GET"]),
+        Route("/_sim/config", configure, methods=["POST"]),
+        Route("/_sim/reset", reset, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.simulator = simulator
+    return app
+
+
+def run(config: SimulatorConfig, host: str, port: int) -> None:
+    run_asgi(build_app(config), host, port)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="A simulated PPU v3 provider.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--name", default="sim")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--tst011-delay", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    run(
+        SimulatorConfig(args.name, args.latency_ms, args.failure_rate, args.tst011_delay, args.seed),
+        args.host,
+        args.port,
+    )
