@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import random
 import signal
@@ -197,7 +198,9 @@ async def drive(processes: Processes, kills: int, seed: int, tills: int) -> list
     outcomes: list[RetailOutcome] = []
     base = f"http://127.0.0.1:{processes.port}/prepaidutility/v3"
     stop = asyncio.Event()
-    async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("till", "pw")) as session:
+    async with aiohttp.ClientSession(
+        headers={"Authorization": "Basic " + base64.b64encode(b"till:pw").decode()}
+    ) as session:
 
         async def till_loop(n: int) -> None:
             till = Till(session, base, random.Random(seed * 1000 + n))
@@ -225,7 +228,8 @@ def wait_drained(database_url: str, seconds: float = 90) -> None:
                 pending = conn.execute(text("SELECT count(*) FROM saf_entries WHERE state = 'pending'")).scalar()
                 open_purchases = conn.execute(
                     text(
-                        "SELECT count(*) FROM transactions WHERE kind = 'purchase' AND state IN ('sent_upstream', 'unknown')"
+                        "SELECT count(*) FROM transactions"
+                        " WHERE kind = 'purchase' AND state IN ('sent_upstream', 'unknown')"
                     )
                 ).scalar()
             if pending == 0 and open_purchases == 0:

@@ -6,6 +6,7 @@ read timeouts, and the interface's outcome classes."""
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -25,7 +26,10 @@ class PpuV3Adapter:
         self.config = config
         self._base = config.base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
-        self._auth = aiohttp.BasicAuth(config.username, config.password or "") if config.username else None
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if config.username:
+            secret = base64.b64encode(f"{config.username}:{config.password or ''}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {secret}"
 
     @property
     def name(self) -> str:
@@ -39,8 +43,7 @@ class PpuV3Adapter:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.config.max_connections),
-                auth=self._auth,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                headers=self._headers,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=self.config.connect_timeout,
