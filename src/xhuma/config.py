@@ -48,7 +48,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{path}: {exc}") from exc
     switch = data.get("switch", {})
     providers = tuple(_provider(p, i, path) for i, p in enumerate(data.get("providers", [])))
-    return Settings(
+    settings = Settings(
         database_url=os.environ.get("XHUMA_DATABASE_URL") or switch.get("database_url") or database_url(),
         providers=providers or (DEFAULT_PROVIDER,),
         institution_id=str(switch.get("institution_id", "xhuma")),
@@ -60,6 +60,13 @@ def load_settings(path: str | Path | None = None) -> Settings:
         recovery_interval_seconds=float(switch.get("recovery_interval_seconds", 5.0)),
         source=str(path),
     )
+    longest_read = max(p.read_timeout for p in settings.providers)
+    if settings.saf.lease_seconds <= longest_read:
+        raise ConfigError(
+            f"{path}: saf.lease_seconds ({settings.saf.lease_seconds:g}) must exceed the longest provider "
+            f"read_timeout ({longest_read:g}), or a slow delivery could be taken over while still in flight"
+        )
+    return settings
 
 
 def _saf(raw: dict[str, Any], path: str | Path) -> SafSettings:
