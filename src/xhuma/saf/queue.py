@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from xhuma.domain.delivery import Verdict
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Message, write_messages
+from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import reconciliation_exceptions, saf_entries
 
 PENDING, DELIVERED, EXCEPTION, RESOLVED = "pending", "delivered", "exception", "resolved"
@@ -49,28 +50,30 @@ class Settlement:
     expired: bool = False
 
 
-def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body: str) -> Callable[[Connection], int]:
-    def op(conn: Connection) -> int:
+ENTRY_COLUMNS = [c.name for c in saf_entries.columns if c.name != "id"]
+INSERT_ENTRY = Prepared(lambda _: insert(saf_entries), ENTRY_COLUMNS)
+
+
+def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body: str) -> Callable[[Connection], None]:
+    """Queue a message; run it inside the transaction of the change that makes it due."""
+
+    def op(conn: Connection) -> None:
         at = now_us()
-        return int(
-            conn.execute(
-                insert(saf_entries)
-                .values(
-                    queue=queue,
-                    tx_id=tx_id,
-                    operation=operation,
-                    method=method,
-                    url=url,
-                    body=body,
-                    state=PENDING,
-                    attempts=0,
-                    next_attempt_us=at,
-                    created_us=at,
-                    updated_us=at,
-                )
-                .returning(saf_entries.c.id)
-            ).scalar_one()
+        row = dict.fromkeys(ENTRY_COLUMNS)
+        row.update(
+            queue=queue,
+            tx_id=tx_id,
+            operation=operation,
+            method=method,
+            url=url,
+            body=body,
+            state=PENDING,
+            attempts=0,
+            next_attempt_us=at,
+            created_us=at,
+            updated_us=at,
         )
+        INSERT_ENTRY.execute(conn, row)
 
     return op
 

@@ -81,6 +81,7 @@ class Authenticator:
         self.cache_size = cache_size
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, bytes], tuple[str, float]] = {}
+        self._pending: dict[tuple[str, bytes], asyncio.Future[str | None]] = {}
 
     async def authenticate(self, username: str, password: str, role: str = "retail") -> str | None:
         """The client institution id the credential is bound to, or None if it is not valid
@@ -88,26 +89,30 @@ class Authenticator:
         digest = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
         key = (f"{role}:{username}", digest)
         hit = self._verified.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        # Single flight: when many requests with one credential arrive together (tills
+        # reconnecting after a restart), one verification serves them all.
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(self._verify(key, username, password, role))
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _verify(self, key: tuple[str, bytes], username: str, password: str, role: str) -> str | None:
         row = await self.db.run(_load(username))
         if row is None or not row.enabled or row.role != role:
             return None
-        if not await _verify_off_loop(row.password_hash, password):
+        if not await asyncio.to_thread(_verify_password, row.password_hash, password):
             return None
         if len(self._verified) >= self.cache_size:
             self._verified.clear()
-        self._verified[key] = (row.client_id, now + self.cache_seconds)
+        self._verified[key] = (str(row.client_id), time.monotonic() + self.cache_seconds)
         return str(row.client_id)
 
 
-async def _verify_off_loop(password_hash: str, password: str) -> bool:
-
-    def verify() -> bool:
-        try:
-            return _hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(verify)
+def _verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import Kind, State, after_advice, after_outcome
+from xhuma.domain.transactions import IN_FLIGHT, Kind, State, after_advice, after_outcome
 from xhuma.storage.db import Database, now_us
+from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import messages, transactions
 
 REQUEST_SPACE = "request"
@@ -68,15 +69,71 @@ class TransactionView:
     children: list[dict[str, Any]] = field(default_factory=list)
 
 
+TRANSACTION_COLUMNS = [c.name for c in transactions.columns]
+MESSAGE_COLUMNS = [c.name for c in messages.columns if c.name != "id"]
+
+
+def _insert_transaction(dialect: str) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(transactions).on_conflict_do_nothing().returning(transactions.c.id)
+
+
+INSERT_TRANSACTION = Prepared(_insert_transaction, TRANSACTION_COLUMNS)
+INSERT_MESSAGES = Prepared(lambda _: insert(messages), MESSAGE_COLUMNS)
+
+
+def _current_state(dialect: str) -> Any:
+    query = select(transactions.c.state, transactions.c.retail_status).where(transactions.c.id == bindparam("tx_id"))
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+CURRENT_STATE = Prepared(_current_state)
+SET_STATE = Prepared(
+    lambda _: (
+        update(transactions)
+        .where(transactions.c.id == bindparam("tx_id"))
+        .values(state=bindparam("state"), updated_us=bindparam("updated_us"))
+    )
+)
+SET_STATE_AND_ANSWER = Prepared(
+    lambda _: (
+        update(transactions)
+        .where(transactions.c.id == bindparam("tx_id"))
+        .values(
+            state=bindparam("state"),
+            updated_us=bindparam("updated_us"),
+            retail_status=bindparam("retail_status"),
+            retail_response=bindparam("retail_response"),
+            error_type=bindparam("error_type"),
+        )
+    )
+)
+
+
+ADVISED_COLUMNS = ("id", "provider", "meter_id", "state")
+
+
+def _advised_transaction(dialect: str) -> Any:
+    query = select(*(transactions.c[name] for name in ADVISED_COLUMNS)).where(
+        transactions.c.client_id == bindparam("client_id"),
+        transactions.c.id_space == bindparam("id_space"),
+        transactions.c.retail_id == bindparam("retail_id"),
+        transactions.c.kind == bindparam("kind"),
+    )
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+ADVISED_TRANSACTION = Prepared(_advised_transaction)
+
+
 def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(transactions).values(values).on_conflict_do_nothing().returning(transactions.c.id)
-    return conn.execute(stmt).first() is not None
+    row = {name: values.get(name) for name in TRANSACTION_COLUMNS}
+    return INSERT_TRANSACTION.execute(conn, row).fetchone() is not None
 
 
 def write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
     if items:
-        conn.execute(insert(messages), [{"tx_id": tx_id, **vars(m)} for m in items])
+        INSERT_MESSAGES.execute_many(conn, [{"tx_id": tx_id, **vars(m)} for m in items])
 
 
 def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[Connection], bool]:
@@ -110,21 +167,16 @@ def record_outcome(
     "outcome unknown" one, never the other way round."""
 
     def op(conn: Connection) -> State:
-        query = select(transactions.c.state, transactions.c.retail_status).where(transactions.c.id == tx_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        current = conn.execute(query).one()
-        old = State(current.state)
+        current_state, current_status = CURRENT_STATE.execute(conn, {"tx_id": tx_id}).fetchone()
+        old = State(current_state)
         new = state if state is not None else after_outcome(old, outcome or Outcome.UNKNOWN)
-        values: dict[str, Any] = {"state": new, "updated_us": now_us()}
-        keeps_final = current.retail_status is not None and old not in (
-            State.RECEIVED,
-            State.SENT_UPSTREAM,
-            State.UNKNOWN,
-        )
+        values: dict[str, Any] = {"tx_id": tx_id, "state": new, "updated_us": now_us()}
+        keeps_final = current_status is not None and old not in IN_FLIGHT
         if retail_response is not None and not keeps_final:
             values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
-        conn.execute(update(transactions).where(transactions.c.id == tx_id).values(values))
+            SET_STATE_AND_ANSWER.execute(conn, values)
+        else:
+            SET_STATE.execute(conn, values)
         write_messages(conn, tx_id, items)
         if then is not None:
             then(conn, new)
@@ -189,24 +241,24 @@ def accept_advice(
     commit (it queues the advice for delivery), so an acknowledged advice is never lost."""
 
     def op(conn: Connection) -> tuple[AdviceResult, dict[str, Any] | None]:
-        query = select(transactions).where(
-            transactions.c.client_id == advice.client_id,
-            transactions.c.id_space == REQUEST_SPACE,
-            transactions.c.retail_id == advised_retail_id,
-            transactions.c.kind == advised_kind,
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        parent = conn.execute(query).first()
-        if parent is None:
+        found = ADVISED_TRANSACTION.execute(
+            conn,
+            {
+                "client_id": advice.client_id,
+                "id_space": REQUEST_SPACE,
+                "retail_id": advised_retail_id,
+                "kind": advised_kind,
+            },
+        ).fetchone()
+        if found is None:
             return AdviceResult.UNKNOWN_REQUEST, None
-        parent_row = dict(parent._mapping)
+        parent_row = dict(zip(ADVISED_COLUMNS, found, strict=True))
         at = now_us()
         values = {
             **vars(advice),
-            "parent_id": parent.id,
-            "provider": parent.provider,
-            "meter_id": parent.meter_id,
+            "parent_id": parent_row["id"],
+            "provider": parent_row["provider"],
+            "meter_id": parent_row["meter_id"],
             "id_space": advice.id_space,
             "created_us": at,
             "updated_us": at,
@@ -214,11 +266,9 @@ def accept_advice(
         if not _insert_ignoring_duplicates(conn, values):
             return AdviceResult.DUPLICATE, parent_row
         write_messages(conn, advice.id, items)
-        new_state = after_advice(State(parent.state), advice.kind)
-        if new_state != parent.state:
-            conn.execute(
-                update(transactions).where(transactions.c.id == parent.id).values(state=new_state, updated_us=at)
-            )
+        new_state = after_advice(State(parent_row["state"]), advice.kind)
+        if new_state != parent_row["state"]:
+            SET_STATE.execute(conn, {"tx_id": parent_row["id"], "state": new_state, "updated_us": at})
         then(conn, parent_row)
         return AdviceResult.ACCEPTED, parent_row
 

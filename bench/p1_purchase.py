@@ -1,0 +1,122 @@
+"""P1: lookup + purchase + confirm, closed loop, through xhuma vs straight to the simulator.
+
+Both targets run as their own processes and are measured side by side in one run, level by
+level, so the ratio holds even when the machine's speed drifts. The load generator is this
+process (aiohttp).
+
+    python -m bench.p1_purchase [--seconds 5] [--concurrency 1,16,64] [--database-url URL]
+
+Without --database-url the switch journals to a fresh SQLite file (WAL, synchronous=FULL)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import tempfile
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import LoadResult, closed_loop, env, free_port, meter_for, retail_message, start, stop
+
+
+async def flow(session: aiohttp.ClientSession, base: str, number: int) -> bool:
+    """One customer at the till: look the meter up, buy, confirm."""
+    meter = {"meterId": meter_for(number)}
+    lookup = retail_message("bench", number, meter=meter)
+    async with session.post(f"{base}/meterLookups/{lookup['id']}", json=lookup) as r:
+        if r.status != 201:
+            return False
+        await r.read()
+    purchase = retail_message("bench", number, meter=meter, purchaseAmount={"amount": 10000, "currency": "710"})
+    async with session.post(f"{base}/tokenPurchases/{purchase['id']}", json=purchase) as r:
+        if r.status != 201:
+            return False
+        bought = await r.json()
+    advice = {
+        "id": str(uuid.uuid4()),
+        "requestId": purchase["id"],
+        "time": purchase["time"],
+        "thirdPartyIdentifiers": bought["thirdPartyIdentifiers"],
+        "tenders": [{"tenderType": "CASH", "amount": {"amount": 10000, "currency": "710"}}],
+    }
+    async with session.post(f"{base}/tokenPurchases/{purchase['id']}/confirmations/{advice['id']}", json=advice) as r:
+        await r.read()
+        return r.status == 202
+
+
+async def measure(base: str, concurrency: int, seconds: float) -> LoadResult:
+    auth = "Basic " + base64.b64encode(b"bench:bench-pw").decode()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": auth}) as session:
+        await closed_loop(lambda n: flow(session, base, n), concurrency, min(1.0, seconds))  # warm-up
+        return await closed_loop(lambda n: flow(session, base, n), concurrency, seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="xhuma-p1-") as folder:
+        work = Path(folder)
+        sim_port, port = free_port(), free_port()
+        config = work / "xhuma.toml"
+        config.write_text(f'[[providers]]\nname = "sim"\nbase_url = "http://127.0.0.1:{sim_port}"\nread_timeout = 30\n')
+        database_url = args.database_url or f"sqlite:///{work / 'xhuma.db'}"
+        environment = env(XHUMA_DATABASE_URL=database_url, XHUMA_CONFIG=str(config))
+        simulator = start(
+            ["simulate", "ppu", "--port", str(sim_port), "--seed", "1"], environment, work / "sim.log", sim_port
+        )
+        import subprocess
+        import sys
+
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xhuma",
+                "clients",
+                "add",
+                "--username",
+                "bench",
+                "--password",
+                "bench-pw",
+                "--client-id",
+                "bench",
+            ],
+            env=environment,
+            check=True,
+            capture_output=True,
+        )
+        switch = start(["serve", "--port", str(port)], environment, work / "switch.log", port)
+        try:
+            backend = database_url.split(":", 1)[0]
+            print(f"P1 lookup+purchase+confirm, closed loop, {args.seconds:g} s per cell, journal on {backend}")
+            print(
+                f"{'conc':>4} | {'direct flows/s':>14} {'p50':>6} {'p99':>6} | {'xhuma flows/s':>13} {'p50':>6} {'p99':>6}"
+                f" | {'ratio':>5} | {'added p50':>9} {'added p99':>9}"
+            )
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                direct = asyncio.run(
+                    measure(f"http://127.0.0.1:{sim_port}/prepaidutility/v3", concurrency, args.seconds)
+                )
+                through = asyncio.run(measure(f"http://127.0.0.1:{port}/prepaidutility/v3", concurrency, args.seconds))
+                print(
+                    f"{concurrency:>4} | {direct.rate:>14.0f} {direct.p50:>6.1f} {direct.percentile(99):>6.1f} | "
+                    f"{through.rate:>13.0f} {through.p50:>6.1f} {through.percentile(99):>6.1f} | "
+                    f"{through.rate / direct.rate:>5.2f} | {through.p50 - direct.p50:>9.1f} "
+                    f"{through.percentile(99) - direct.percentile(99):>9.1f}"
+                    + (f"  ({through.errors} errors)" if through.errors or direct.errors else ""),
+                    flush=True,
+                )
+            print("latencies in ms per whole flow (3 requests); a flow holds one purchase")
+        finally:
+            stop(switch, simulator)
+
+
+if __name__ == "__main__":
+    main()
