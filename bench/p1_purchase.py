@@ -97,7 +97,8 @@ def main() -> None:
             backend = database_url.split(":", 1)[0]
             print(f"P1 lookup+purchase+confirm, closed loop, {args.seconds:g} s per cell, journal on {backend}")
             print(
-                f"{'conc':>4} | {'direct flows/s':>14} {'p50':>6} {'p99':>6} | {'xhuma flows/s':>13} {'p50':>6} {'p99':>6}"
+                f"{'conc':>4} | {'direct flows/s':>14} {'p50':>6} {'p99':>6} | "
+                f"{'xhuma flows/s':>13} {'p50':>6} {'p99':>6}"
                 f" | {'ratio':>5} | {'added p50':>9} {'added p99':>9}"
             )
             for concurrency in (int(c) for c in args.concurrency.split(",")):

@@ -304,7 +304,12 @@ def saf_work(config: ConfigOption = None) -> None:
         await stop.wait()
         await node.stop()
 
-    asyncio.run(main())
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
 
 
 @saf_app.command("list")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, not_, or_, select, update
 from sqlalchemy.orm import aliased
 
 from xhuma.domain.delivery import Verdict
@@ -125,6 +125,29 @@ def claim(
     return op
 
 
+SETTLE = Prepared(
+    lambda _: (
+        update(saf_entries)
+        .where(
+            saf_entries.c.id == bindparam("entry_id"),
+            saf_entries.c.lease_owner == bindparam("owner"),
+            saf_entries.c.state == bindparam("pending"),
+        )
+        .values(
+            state=bindparam("state"),
+            attempts=saf_entries.c.attempts + 1,
+            next_attempt_us=bindparam("next_attempt_us"),
+            lease_owner=None,
+            lease_until_us=None,
+            last_status=bindparam("last_status"),
+            last_error=bindparam("last_error"),
+            updated_us=bindparam("updated_us"),
+        )
+        .returning(saf_entries.c.id)
+    )
+)
+
+
 def settle(
     entry: QueuedEntry, owner: str, result: Settlement, on_final: Callable[[Connection], None] | None = None
 ) -> Callable[[Connection], bool]:
@@ -133,7 +156,6 @@ def settle(
 
     def op(conn: Connection) -> bool:
         at = now_us()
-        s = saf_entries.c
         if result.verdict is Verdict.DELIVERED:
             state, reason = DELIVERED, None
         elif result.verdict is Verdict.STOP:
@@ -142,21 +164,19 @@ def settle(
             state, reason = EXCEPTION, "delivery_expired"
         else:
             state, reason = PENDING, None
-        owned = conn.execute(
-            update(saf_entries)
-            .where(s.id == entry.id, s.lease_owner == owner, s.state == PENDING)
-            .values(
-                state=state,
-                attempts=s.attempts + 1,
-                next_attempt_us=result.next_attempt_us,
-                lease_owner=None,
-                lease_until_us=None,
-                last_status=result.status,
-                last_error=result.error,
-                updated_us=at,
-            )
-            .returning(s.id)
-        ).first()
+        owned = SETTLE.execute(
+            conn,
+            {
+                "entry_id": entry.id,
+                "owner": owner,
+                "pending": PENDING,
+                "state": state,
+                "next_attempt_us": result.next_attempt_us,
+                "last_status": result.status,
+                "last_error": result.error,
+                "updated_us": at,
+            },
+        ).fetchone()
         write_messages(conn, entry.tx_id, result.messages)
         if owned is None:
             return False

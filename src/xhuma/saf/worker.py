@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Protocol
@@ -72,6 +72,8 @@ class SafWorker:
         self.owner = worker_identity()
         self._rng = random.Random(seed)
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._low_water = settings.concurrency // 2
         self._in_flight: set[asyncio.Task[None]] = set()
         self.delivered = 0
 
@@ -80,27 +82,28 @@ class SafWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Keep up to `concurrency` deliveries in flight, refilling in bulk once half are done
+        (one claim per many entries, not one per entry)."""
         while not stop.is_set():
+            if len(self._in_flight) > self._low_water:
+                self._room.clear()
+                await _first(self._room.wait(), stop.wait())
+                continue
             try:
                 claimed = await self.claim_and_start()
             except Exception:  # noqa: BLE001 - the database may be briefly away; keep going
                 log.exception("claiming store-and-forward entries failed")
                 claimed = 0
-            if claimed == 0 or len(self._in_flight) >= self.settings.concurrency:
-                await self._pause(stop)
+            if claimed == 0:
+                await _first(self._wake.wait(), stop.wait(), within=self.settings.poll_seconds)
+                self._wake.clear()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=self.settings.lease_seconds)
 
-    async def _pause(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        if len(self._in_flight) >= self.settings.concurrency:
-            waiters += list(self._in_flight)
-        try:
-            await asyncio.wait(waiters, timeout=self.settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters[:2]:
-                waiter.cancel()
-        self._wake.clear()
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if len(self._in_flight) <= self._low_water:
+            self._room.set()
 
     async def claim_and_start(self) -> int:
         free = self.settings.concurrency - len(self._in_flight)
@@ -118,7 +121,7 @@ class SafWorker:
         for entry in entries:
             task = asyncio.create_task(self._deliver(entry))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._finished)
         return len(entries)
 
     async def _deliver(self, entry: QueuedEntry) -> None:
@@ -146,3 +149,13 @@ class SafWorker:
             return
         if settled and attempt.verdict is Verdict.DELIVERED:
             self.delivered += 1
+
+
+async def _first(*waits: Awaitable[object], within: float | None = None) -> None:
+    """Return when the first of `waits` completes (or after `within` seconds), cancelling the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
@@ -119,33 +120,37 @@ class Database:
             return op(conn)
 
     def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self._batch_max:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
-            self._run_batch(batch)
-
-    def _run_batch(self, batch: list[Any]) -> None:
+        # Each thread keeps its own connection: checking one out of the pool per group would
+        # cost a pool round (and a reset ROLLBACK) per commit.
+        holder = _HeldConnection(self.engine)
         try:
-            with self.engine.begin() as conn:
-                results = [op(conn) for op, _, _ in batch]
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < self._batch_max:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._queue.put(None)
+                        break
+                    batch.append(more)
+                self._run_batch(holder, batch)
+        finally:
+            holder.close()
+
+    def _run_batch(self, holder: _HeldConnection, batch: list[Any]) -> None:
+        try:
+            results = holder.transaction(lambda conn: [op(conn) for op, _, _ in batch])
         except Exception:
             # One operation failed: the group was rolled back, so run each alone and let only
             # the failing one see its error.
             for op, future, loop in batch:
                 try:
-                    with self.engine.begin() as conn:
-                        result = op(conn)
+                    result = holder.transaction(op)
                 except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
                     loop.call_soon_threadsafe(_settle, future, None, exc)
                 else:
@@ -153,6 +158,30 @@ class Database:
             return
         for (_, future, loop), result in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_settle, future, result, None)
+
+
+class _HeldConnection:
+    """A connection kept by one database thread, replaced when the database drops it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        if self.conn is None or self.conn.closed or self.conn.invalidated:
+            self.conn = self.engine.connect()
+        try:
+            with self.conn.begin():
+                return work(self.conn)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                self.close()
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
