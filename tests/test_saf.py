@@ -255,3 +255,20 @@ def test_backoff_grows_within_its_cap() -> None:
     delays = [max(backoff_seconds(n, 0.5, 60, rng) for _ in range(50)) for n in range(12)]
     assert all(0.25 <= d <= 60 for d in delays)
     assert delays[8] > delays[1]
+
+
+def test_an_unreadable_success_is_unknown_and_retrieved(rig: Rig) -> None:
+    rig.configure(mode="garbage")  # 200 with a body that is not JSON: money may have moved
+    purchase, answer = rig.retailer.purchase("12345678907", 5000)
+    assert answer.status_code == 504 and answer.json()["errorType"] == "UPSTREAM_UNAVAILABLE"
+    rig.configure(mode="normal")
+    view = wait_for(
+        lambda: (
+            (v := json.loads(xhuma("tx", "show", purchase["id"], "--json", env=rig.env).stdout))["transaction"]["state"]
+            == "approved"
+            and v
+        )
+    )
+    assert view["transaction"]["retail_status"] == 201
+    again = rig.retailer.retry(purchase)
+    assert again.status_code == 201 and again.json()["tokens"]
