@@ -60,13 +60,13 @@ def wait_for(check, seconds: float = 15.0):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
-def start_rig(folder: Path, database_url: str, *, in_server: bool, capabilities: str = "") -> Rig:
+def start_rig(folder: Path, database_url: str, *, in_server: bool, capabilities: str = "", saf_extra: str = "") -> Rig:
     sim_port, port = free_port(), free_port()
     config = folder / "xhuma.toml"
     config.write_text(
         f'[[providers]]\nname = "sim"\nbase_url = "http://127.0.0.1:{sim_port}"\nread_timeout = 1.0\n{capabilities}\n'
         f"[saf]\nin_server = {'true' if in_server else 'false'}\nbase_delay_seconds = 0.05\nmax_delay_seconds = 0.2\n"
-        "lease_seconds = 2\npoll_seconds = 0.05\n"
+        f"lease_seconds = 2\npoll_seconds = 0.05\n{saf_extra}"
     )
     env = process_env(XHUMA_DATABASE_URL=database_url, XHUMA_CONFIG=str(config))
     simulator = Server(["simulate", "ppu", "--port", str(sim_port), "--seed", "3"], sim_port, env, folder / "sim.log")
@@ -272,3 +272,21 @@ def test_an_unreadable_success_is_unknown_and_retrieved(rig: Rig) -> None:
     assert view["transaction"]["retail_status"] == 201
     again = rig.retailer.retry(purchase)
     assert again.status_code == 201 and again.json()["tokens"]
+
+
+def test_an_entry_too_old_to_deliver_becomes_an_exception(fresh_database_url: str, tmp_path: Path) -> None:
+    rig = start_rig(tmp_path, fresh_database_url, in_server=True, saf_extra="max_age_seconds = 1\n")
+    try:
+        purchase, answer = rig.retailer.purchase("12345678908", 5000)
+        assert answer.status_code == 201
+        rig.configure(mode="unavailable")
+        advice, answer = rig.retailer.reverse(purchase["id"], [])
+        assert answer.status_code == 202
+        tx_id = rig.advice_tx(advice["id"])
+        entry = wait_for(lambda: (e := rig.entry_for(tx_id))["state"] == "exception" and e)
+        assert entry["attempts"] > 1 and entry["last_status"] == 503
+        rows = [json.loads(line) for line in xhuma("exceptions", "list", "--json", env=rig.env).stdout.splitlines()]
+        assert [(r["reason"], r["tx_id"]) for r in rows] == [("delivery_expired", tx_id)]
+    finally:
+        rig.switch.stop()
+        rig.simulator.stop()
