@@ -108,27 +108,5 @@ async def closed_loop(operation: Callable[[int], Awaitable[bool]], concurrency: 
     return LoadResult(len(latencies) - errors, errors, time.perf_counter() - started, latencies)
 
 
-def retail_message(client_id: str, number: int, **fields: object) -> dict[str, object]:
-    import uuid
-    from datetime import UTC, datetime
-
-    return {
-        "id": str(uuid.uuid4()),
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "originator": {
-            "institution": {"id": client_id, "name": "Bench Retailer"},
-            "terminalId": f"T{number % 10_000_000:07d}",
-            "merchant": {
-                "merchantType": "5411",
-                "merchantId": "BENCHMERCHANT01",
-                "merchantName": {"name": "Bench Shop", "city": "Durban", "region": "KZ", "country": "ZA"},
-            },
-        },
-        "client": {"id": client_id, "name": "Bench Retailer"},
-        "thirdPartyIdentifiers": [],
-        **fields,
-    }
-
-
 def meter_for(number: int) -> str:
     return f"{50_000_000_000 + number % 100_000:011d}"

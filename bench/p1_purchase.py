@@ -19,18 +19,24 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import LoadResult, closed_loop, env, free_port, meter_for, retail_message, start, stop
+from bench.common import LoadResult, closed_loop, env, free_port, meter_for, start, stop
+from xhuma.ppu.examples import retail_message
 
 
 async def flow(session: aiohttp.ClientSession, base: str, number: int) -> bool:
     """One customer at the till: look the meter up, buy, confirm."""
     meter = {"meterId": meter_for(number)}
-    lookup = retail_message("bench", number, meter=meter)
+    lookup = retail_message("bench", terminal_id=f"T{number % 10_000_000:07d}", meter=meter)
     async with session.post(f"{base}/meterLookups/{lookup['id']}", json=lookup) as r:
         if r.status != 201:
             return False
         await r.read()
-    purchase = retail_message("bench", number, meter=meter, purchaseAmount={"amount": 10000, "currency": "710"})
+    purchase = retail_message(
+        "bench",
+        terminal_id=f"T{number % 10_000_000:07d}",
+        meter=meter,
+        purchaseAmount={"amount": 10000, "currency": "710"},
+    )
     async with session.post(f"{base}/tokenPurchases/{purchase['id']}", json=purchase) as r:
         if r.status != 201:
             return False

@@ -22,8 +22,9 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import text
 
-from bench.common import env, free_port, meter_for, retail_message, start, stop
+from bench.common import env, free_port, meter_for, start, stop
 from xhuma.domain.transactions import Kind, State
+from xhuma.ppu.examples import retail_message
 from xhuma.saf.queue import enqueue
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import NewTransaction, open_transaction
@@ -38,7 +39,7 @@ async def buy(sim: str, count: int) -> list[str]:
 
         async def one(n: int) -> None:
             message = retail_message(
-                "xhuma", n, meter={"meterId": meter_for(n)}, purchaseAmount={"amount": 1000, "currency": "710"}
+                "xhuma", meter={"meterId": meter_for(n)}, purchaseAmount={"amount": 1000, "currency": "710"}
             )
             async with session.post(f"{sim}{BASE}/tokenPurchases/{message['id']}", json=message) as r:
                 assert r.status == 201, await r.text()

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from xhuma.ppu.examples import retail_message
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
@@ -87,22 +89,8 @@ def new_id() -> str:
 
 
 def base_message(client_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "time": now(),
-        "originator": {
-            "institution": {"id": client_id, "name": "Test Retailer"},
-            "terminalId": "TERM0001",
-            "merchant": {
-                "merchantType": "5411",
-                "merchantId": "MERCHANT0000001",
-                "merchantName": {"name": "Corner Shop", "city": "Durban", "region": "KZ", "country": "ZA"},
-            },
-        },
-        "client": {"id": client_id, "name": "Test Retailer"},
-        "thirdPartyIdentifiers": [{"institutionId": client_id, "transactionIdentifier": "POS-1"}],
-        **fields,
-    }
+    fields.setdefault("thirdPartyIdentifiers", [{"institutionId": client_id, "transactionIdentifier": "POS-1"}])
+    return retail_message(client_id, client_name="Test Retailer", terminal_id="TERM0001", **fields)
 
 
 class Retailer:

@@ -15,10 +15,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xhuma.ppu.examples import retail_message
 from xhuma.security.credentials import add_client
 from xhuma.storage.db import Database, migrate
 
@@ -57,21 +57,7 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def _base_message() -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "originator": {
-            "institution": {"id": DEMO_CLIENT, "name": "Demo Retailer"},
-            "terminalId": "TILL0001",
-            "merchant": {
-                "merchantType": "5411",
-                "merchantId": "DEMO00000000001",
-                "merchantName": {"name": "Demo Corner Shop", "city": "Cape Town", "region": "WC", "country": "ZA"},
-            },
-        },
-        "client": {"id": DEMO_CLIENT, "name": "Demo Retailer"},
-        "thirdPartyIdentifiers": [],
-    }
+    return retail_message(DEMO_CLIENT, client_name="Demo Retailer")
 
 
 def till_slip(purchase: dict[str, Any]) -> str:

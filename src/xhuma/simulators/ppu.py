@@ -26,6 +26,7 @@ from xhuma.httpserver import run_asgi
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
+from xhuma.ppu.switch import error_reply
 from xhuma.simulators.tokens import make_token
 from xhuma.validation import InvalidMessage, decode
 
@@ -309,8 +310,8 @@ class Simulator:
     def _json(status: int, body: Any) -> Response:
         return Response(_encode(body), status, media_type="application/json")
 
+    @staticmethod
     def _error(
-        self,
         status: int,
         error_type: str,
         message: str,
@@ -319,15 +320,8 @@ class Simulator:
         detail: Any = None,
         original_id: str | None = None,
     ) -> Response:
-        body = wire.ErrorDetail(
-            error_type=error_type,
-            error_message=message[:20],
-            request_type=operation.request_type,
-            id=message_id,
-            original_id=original_id,
-            detail_message=detail,
-        )
-        return Response(_encode(body), status, media_type="application/json")
+        reply = error_reply(status, error_type, message, operation, message_id, original_id=original_id, detail=detail)
+        return Response(reply.body, status, media_type="application/json")
 
     async def _fault_mode(self) -> Response | None:
         mode = self.config.mode
