@@ -35,8 +35,10 @@ def ppu_advice_verdict(operation: str, answer: Answer) -> Verdict:
     """PPU confirmations and reversals: repeat until 2xx or a final refusal (§1.4, §9.2).
 
     503 is "failed" in the interface's table, but an advice must still arrive, so it is
-    repeated. A duplicate means the provider already has the advice. A reversal of a purchase
-    the provider never saw has nothing left to undo."""
+    repeated. A duplicate means the provider already has the advice. A reversal the provider
+    cannot match is repeated, not dropped: the purchase it reverses may still be on its way (or
+    be re-sent by our own follow-up retry), and a reversal lost to that race would leave a
+    purchase standing that the retailer undid; past the queue's maximum age a person decides."""
     if answer.outcome is Outcome.SUCCESSFUL:
         return Verdict.DELIVERED
     if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
@@ -44,7 +46,7 @@ def ppu_advice_verdict(operation: str, answer: Answer) -> Verdict:
     if answer.error_type == "DUPLICATE_RECORD":
         return Verdict.DELIVERED
     if answer.status == 404 and operation == "reverseTokenPurchase":
-        return Verdict.DELIVERED
+        return Verdict.REPEAT
     return Verdict.STOP
 
 

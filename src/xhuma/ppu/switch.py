@@ -430,9 +430,11 @@ class PpuSwitch:
         )
 
         def queue_delivery(conn: Connection, parent: dict[str, Any]) -> None:
+            if parent["state"] == State.DECLINED:
+                return  # the provider refused it or never received it: nothing to advise
             adapter = self.router.by_name(parent["provider"])
             if adapter is None or not adapter.config.supports("advice"):
-                if operation.kind is Kind.REVERSAL and parent["state"] != State.DECLINED:
+                if operation.kind is Kind.REVERSAL:
                     # Nobody upstream will undo it: a person must settle it with the provider.
                     open_exception(conn, advice_id, "reversal_not_supported", f"provider {parent['provider']}")
                 return
