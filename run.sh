@@ -27,7 +27,7 @@ case "${1:-}" in
     echo "== ruff"
     .venv/bin/ruff check src tests bench
     .venv/bin/ruff format --check src tests bench
-    echo "== mypy (domain core)"
+    echo "== mypy (strict)"
     .venv/bin/mypy
     echo "== pytest"
     set +e

@@ -95,8 +95,9 @@ def _raw_id(body: bytes) -> str | None:
     """The id of a message we could not validate, when one can be read, for the error body."""
     with contextlib.suppress(msgspec.DecodeError):
         value = _decode(body)
-        if isinstance(value, dict) and isinstance(value.get("id"), str):
-            return value["id"][:36]
+        found = value.get("id") if isinstance(value, dict) else None
+        if isinstance(found, str):
+            return found[:36]
     return None
 
 
@@ -311,7 +312,8 @@ class PpuSwitch:
         if error_type not in wire.ERROR_TYPES:
             error_type = DEFAULT_STATUS_ERROR[answer.status]
         payload = answer.payload or {}
-        text = payload.get("errorMessage") if isinstance(payload.get("errorMessage"), str) else error_type
+        provider_text = payload.get("errorMessage")
+        text = provider_text if isinstance(provider_text, str) else error_type
         reply = error_reply(answer.status, error_type, text, operation, message.id, detail=payload.get("detailMessage"))
         return reply, error_type
 

@@ -17,14 +17,6 @@ MinorUnits = Annotated[int, Meta(ge=0, description="amount in minor units (cents
 CurrencyCode = Annotated[str, Meta(pattern=r"^[0-9]{3}$", description="ISO 4217 numeric code")]
 
 
-def text(max_len: int | None = None, pattern: str | None = None, exact: int | None = None) -> Any:
-    if exact is not None:
-        return Annotated[str, Meta(min_length=exact, max_length=exact)]
-    if pattern is not None:
-        return Annotated[str, Meta(pattern=pattern)]
-    return Annotated[str, Meta(max_length=max_len)]
-
-
 class Wire(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     """Base for every wire struct: camelCase names, unset optional fields are omitted."""
 
@@ -35,24 +27,24 @@ class Institution(Wire, kw_only=True):
 
 
 class MerchantName(Wire, kw_only=True):
-    name: text(23)
-    city: text(13)
-    region: text(2)
-    country: text(2)
+    name: Annotated[str, Meta(max_length=23)]
+    city: Annotated[str, Meta(max_length=13)]
+    region: Annotated[str, Meta(max_length=2)]
+    country: Annotated[str, Meta(max_length=2)]
 
 
 class Merchant(Wire, kw_only=True):
-    merchant_type: text(pattern=r"^[0-9]{4}$")
-    merchant_id: text(exact=15)
+    merchant_type: Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+    merchant_id: Annotated[str, Meta(min_length=15, max_length=15)]
     merchant_name: MerchantName
 
 
 class Originator(Wire, kw_only=True):
     institution: Institution
-    terminal_id: text(exact=8)
+    terminal_id: Annotated[str, Meta(min_length=8, max_length=8)]
     merchant: Merchant
-    operator_id: text(30) | None = None
-    channel_id: text(50) | None = None
+    operator_id: Annotated[str, Meta(max_length=30)] | None = None
+    channel_id: Annotated[str, Meta(max_length=50)] | None = None
 
 
 class ThirdPartyIdentifier(Wire, kw_only=True):
@@ -80,8 +72,8 @@ class Tender(Wire, kw_only=True):
         "OTHER",
     ]
     account_type: str | None = None
-    card_number: text(pattern=r"^[0-9]{6}[0-9*]{0,13}$") | None = None
-    reference: text(40) | None = None
+    card_number: Annotated[str, Meta(pattern=r"^[0-9]{6}[0-9*]{0,13}$")] | None = None
+    reference: Annotated[str, Meta(max_length=40)] | None = None
 
 
 class Amounts(Wire, kw_only=True):
@@ -93,29 +85,29 @@ class Amounts(Wire, kw_only=True):
 
 
 class KeyChangeData(Wire, kw_only=True):
-    new_supply_group_code: text(pattern=r"^[0-9]{6}$") | None = None
-    new_key_revision_number: text(pattern=r"^[0-9]$") | None = None
-    new_tariff_index: text(pattern=r"^[0-9]{2}$") | None = None
+    new_supply_group_code: Annotated[str, Meta(pattern=r"^[0-9]{6}$")] | None = None
+    new_key_revision_number: Annotated[str, Meta(pattern=r"^[0-9]$")] | None = None
+    new_tariff_index: Annotated[str, Meta(pattern=r"^[0-9]{2}$")] | None = None
 
 
 class Meter(Wire, kw_only=True):
     meter_id: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9]{1,20}$")]
-    track2_data: text(pattern=r"^[a-zA-Z0-9=]{34}$") | None = None
-    service_type: text(pattern=r"^[a-zA-Z0-9]{0,12}$") | None = None
-    supply_group_code: text(pattern=r"^[0-9]{6}$") | None = None
-    key_revision_num: text(pattern=r"^[0-9]$") | None = None
-    tariff_index: text(pattern=r"^[0-9]{2}$") | None = None
-    token_tech_code: text(pattern=r"^[0-9]{2}$") | None = None
-    algorithm_code: text(pattern=r"^[0-9]{2}$") | None = None
+    track2_data: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9=]{34}$")] | None = None
+    service_type: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9]{0,12}$")] | None = None
+    supply_group_code: Annotated[str, Meta(pattern=r"^[0-9]{6}$")] | None = None
+    key_revision_num: Annotated[str, Meta(pattern=r"^[0-9]$")] | None = None
+    tariff_index: Annotated[str, Meta(pattern=r"^[0-9]{2}$")] | None = None
+    token_tech_code: Annotated[str, Meta(pattern=r"^[0-9]{2}$")] | None = None
+    algorithm_code: Annotated[str, Meta(pattern=r"^[0-9]{2}$")] | None = None
     key_change_data: KeyChangeData | None = None
 
 
 class Customer(Wire, kw_only=True):
-    first_name: text(40) | None = None
-    last_name: text(40) | None = None
-    address: text(80) | None = None
+    first_name: Annotated[str, Meta(max_length=40)] | None = None
+    last_name: Annotated[str, Meta(max_length=40)] | None = None
+    address: Annotated[str, Meta(max_length=80)] | None = None
     status: str | None = None
-    msisdn: text(pattern=r"^\+?[1-9]\d{0,14}$") | None = None
+    msisdn: Annotated[str, Meta(pattern=r"^\+?[1-9]\d{0,14}$")] | None = None
     email_address: str | None = None
     profile_id: str | None = None
     address_details: dict[str, Any] | None = None
@@ -160,7 +152,7 @@ class PurchaseRequest(Transaction, kw_only=True):
     meter: Meter
     purchase_amount: LedgerAmount
     utility_type: str | None = None
-    msisdn: text(pattern=r"(^\+?[1-9]\d{1,14}$)|(^[0][0-9]{9}$)") | None = None
+    msisdn: Annotated[str, Meta(pattern=r"(^\+?[1-9]\d{1,14}$)|(^[0][0-9]{9}$)")] | None = None
     tenders: list[Tender] | None = None
     payment_methods: list[dict[str, Any]] | None = None
 
@@ -170,7 +162,7 @@ class TokenReprintRequest(Transaction, kw_only=True):
     original_ref: str | None = None
 
 
-FAULT_TYPES = (
+FaultType = Literal[
     "SeriousBoxDamage",
     "FireWaterDamage",
     "MeterDead",
@@ -183,7 +175,6 @@ FAULT_TYPES = (
     "ConvertedFrmConventional",
     "MeterChangedOut",
     "NewInstallation",
-    # The Java constant names, accepted defensively.
     "SERIOUS_BOX_DAMAGE",
     "FIRE_WATER_DAMAGE",
     "METER_DEAD",
@@ -196,16 +187,16 @@ FAULT_TYPES = (
     "CONVERTED_FRM_CONVENTIONAL",
     "METER_CHANGED_OUT",
     "NEW_INSTALLATION",
-)
-FaultType = Literal[FAULT_TYPES]  # type: ignore[valid-type]
+]
+"""The display strings are the wire form; the Java constant names are accepted defensively."""
 
 
 class FaultReportRequest(Transaction, kw_only=True):
     meter: Meter
-    contact_number: text(20)
+    contact_number: Annotated[str, Meta(max_length=20)]
     fault_type: FaultType
     customer: Customer | None = None
-    fault_description: text(160) | None = None
+    fault_description: Annotated[str, Meta(max_length=160)] | None = None
 
 
 class KeyChangeTokenRequest(Transaction, kw_only=True):

@@ -231,7 +231,7 @@ class Simulator:
     # --- building answers -------------------------------------------------------------------
 
     def _lookup(self, meter_id: str, meter: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-        answer = {
+        answer: dict[str, Any] = {
             "meter": _meter_block(meter_id),
             "customer": _customer(meter_id),
             "utility": _utility(meter_id),
@@ -247,7 +247,9 @@ class Simulator:
     ) -> dict[str, Any]:
         if meter.get("generated"):
             excl = round(amount / 1.15)
-            templates = [{"tokenType": "STD", "units": round(excl / 250, 1), "amount": excl, "tax": amount - excl}]
+            templates: list[dict[str, Any]] = [
+                {"tokenType": "STD", "units": round(excl / 250, 1), "amount": excl, "tax": amount - excl}
+            ]
         else:
             templates = meter["tokens"]
         response: dict[str, Any] = {
