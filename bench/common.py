@@ -53,6 +53,12 @@ def start(
     return process
 
 
+def add_client(environment: dict[str, str], username: str = "bench", password: str = "bench-pw") -> None:
+    """The API credential the load generator authenticates with, client id = username."""
+    command = ["clients", "add", "--username", username, "--password", password, "--client-id", username]
+    subprocess.run([sys.executable, "-m", "xhuma", *command], env=environment, check=True, capture_output=True)
+
+
 def stop(*processes: subprocess.Popen[bytes]) -> None:
     for process in processes:
         if process.poll() is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import LoadResult, closed_loop, env, free_port, meter_for, start, stop
+from bench.common import LoadResult, add_client, closed_loop, env, free_port, meter_for, start, stop
 from xhuma.ppu.examples import retail_message
 
 
@@ -77,27 +77,7 @@ def main() -> None:
         simulator = start(
             ["simulate", "ppu", "--port", str(sim_port), "--seed", "1"], environment, work / "sim.log", sim_port
         )
-        import subprocess
-        import sys
-
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "xhuma",
-                "clients",
-                "add",
-                "--username",
-                "bench",
-                "--password",
-                "bench-pw",
-                "--client-id",
-                "bench",
-            ],
-            env=environment,
-            check=True,
-            capture_output=True,
-        )
+        add_client(environment)
         switch = start(["serve", "--port", str(port)], environment, work / "switch.log", port)
         try:
             backend = database_url.split(":", 1)[0]

@@ -259,6 +259,7 @@ def test_backoff_grows_within_its_cap() -> None:
 
 
 def test_an_unreadable_success_is_unknown_and_retrieved(rig: Rig) -> None:
+    assert rig.retailer.lookup("12345678907")[1].status_code == 201
     rig.configure(mode="garbage")  # 200 with a body that is not JSON: money may have moved
     purchase, answer = rig.retailer.purchase("12345678907", 5000)
     assert answer.status_code == 504 and answer.json()["errorType"] == "UPSTREAM_UNAVAILABLE"

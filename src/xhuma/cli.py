@@ -25,6 +25,7 @@ simulate_app = typer.Typer(
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 saf_app = typer.Typer(help="The store-and-forward queue of must-deliver messages.", no_args_is_help=True)
+routing_app = typer.Typer(help="The contract table and routing preferences.", no_args_is_help=True)
 exceptions_app = typer.Typer(help="Reconciliation exceptions: what a person must settle.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(tx_app, name="tx")
@@ -32,6 +33,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(db_app, name="db")
 app.add_typer(saf_app, name="saf")
 app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(routing_app, name="routing")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file (or XHUMA_CONFIG).")]
@@ -410,3 +412,98 @@ def exceptions_list(
     for r in rows:
         table.add_row(str(r["id"]), r["tx_id"], r["reason"], r["detail"] or "", r["state"], _when(r["created_us"]))
     console.print(table)
+
+
+@simulate_app.command("fleet")
+def simulate_fleet(
+    port: Annotated[int, typer.Option(help="Port to listen on; each provider has its own base path.")] = 9100,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+    config_out: Annotated[
+        Path | None, typer.Option(help="Write the switch's [[providers]] for this fleet to this file.")
+    ] = None,
+) -> None:
+    """The ten PPU providers xhuma supports, each with its own coverage, capabilities and latency."""
+    from xhuma.httpserver import run_asgi
+    from xhuma.simulators.ppu import build_fleet_app, fleet_configs, fleet_switch_config
+
+    configs = fleet_configs(seed)
+    base_url = f"http://{host}:{port}"
+    if config_out is not None:
+        config_out.write_text(fleet_switch_config(configs, base_url))
+    for config in configs:
+        console.print(f"{config.name:<12} {base_url}/{config.name}/prepaidutility/v3", markup=False)
+    run_asgi(build_fleet_app(configs), host, port)
+
+
+# --- routing ---------------------------------------------------------------------------------
+
+
+@routing_app.command("table")
+def routing_table(
+    meter: Annotated[str | None, typer.Option(help="One meter only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """What each provider said about each meter (supported, not_supported, unconfirmed)."""
+    from xhuma.routing import contracts
+
+    rows = _database(config).run_sync(contracts.table(meter))
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("meter", "provider", "status", "municipality", "learned (UTC)")
+    for r in rows:
+        table.add_row(r["meter_id"], r["provider"], r["status"], r["municipality"] or "", _when(r["learned_us"]))
+    console.print(table)
+
+
+@routing_app.command("prefer")
+def routing_prefer(
+    municipality: Annotated[str, typer.Argument(help="As learned from lookups, e.g. 'City of Cape Town Electricity'.")],
+    providers: Annotated[str, typer.Option(help="Providers in order of preference, comma-separated.")] = "",
+    exclude: Annotated[str, typer.Option(help="Providers never to use here, comma-separated.")] = "",
+    actor: Annotated[str, typer.Option(help="Who makes the change (kept in the audit log).")] = "cli",
+    config: ConfigOption = None,
+) -> None:
+    """Set (or with no providers, clear) a municipality's preferred providers."""
+    from xhuma.routing import contracts
+
+    settings = load_settings(config)
+    known = {p.name for p in settings.providers}
+    ranked = [p.strip() for p in providers.split(",") if p.strip()]
+    excluded = [p.strip() for p in exclude.split(",") if p.strip()]
+    for option, names in (("--providers", ranked), ("--exclude", excluded)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise typer.BadParameter(f"unknown providers {unknown}; configured: {sorted(known)}", param_hint=option)
+    if set(ranked) & set(excluded):
+        raise typer.BadParameter("a provider cannot be both preferred and excluded", param_hint="--exclude")
+    _database(config).run_sync(contracts.set_preferences(municipality, ranked, excluded, actor))
+    console.print(f"{municipality}: prefer {ranked or '-'}, exclude {excluded or '-'}", markup=False)
+
+
+@routing_app.command("preferences")
+def routing_preferences(config: ConfigOption = None) -> None:
+    """Every municipality's preferences."""
+    from xhuma.routing import contracts
+
+    table = Table("municipality", "provider", "rank", "excluded")
+    for r in _database(config).run_sync(contracts.preferences()):
+        table.add_row(
+            r["municipality"],
+            r["provider"],
+            "" if r["rank"] is None else str(r["rank"]),
+            "yes" if r["excluded"] else "",
+        )
+    console.print(table)
+
+
+@routing_app.command("audit")
+def routing_audit(config: ConfigOption = None) -> None:
+    """Who changed routing, and when."""
+    from xhuma.routing import contracts
+
+    for r in _database(config).run_sync(contracts.audit()):
+        console.print(f"{_when(r['at_us'])} UTC  {r['actor']}  {r['action']}  {r['detail']}", markup=False)

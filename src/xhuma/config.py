@@ -31,6 +31,8 @@ class Settings:
     serve_runs_worker: bool = True
     """Whether `xhuma serve` also delivers store-and-forward entries (else run `xhuma saf work`)."""
     recovery_interval_seconds: float = 5.0
+    broadcast_timeout_seconds: float = 10.0
+    """The longest a lookup of an unknown meter waits for the providers it asked."""
     source: str | None = None
 
 
@@ -58,6 +60,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         saf=_saf(data.get("saf", {}), path),
         serve_runs_worker=bool(data.get("saf", {}).get("in_server", True)),
         recovery_interval_seconds=float(switch.get("recovery_interval_seconds", 5.0)),
+        broadcast_timeout_seconds=float(switch.get("broadcast_timeout_seconds", 10.0)),
         source=str(path),
     )
     longest_read = max(p.read_timeout for p in settings.providers)
@@ -113,4 +116,5 @@ def _provider(raw: dict[str, Any], index: int, path: str | Path) -> ProviderConf
         read_timeout=float(raw.get("read_timeout", 60.0)),
         max_connections=int(raw.get("max_connections", 256)),
         capabilities=capabilities,
+        weight=float(raw.get("weight", 1.0)),
     )

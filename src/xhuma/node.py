@@ -25,9 +25,16 @@ class Node:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.journal = Journal(self.db)
-        self.router = Router(build_adapter(p) for p in settings.providers)
+        self.router = Router(
+            (build_adapter(p) for p in settings.providers),
+            self.db,
+            weights={p.name: p.weight for p in settings.providers},
+        )
         self.switch = PpuSwitch(
-            self.journal, self.router, Institution(settings.institution_id, settings.institution_name)
+            self.journal,
+            self.router,
+            Institution(settings.institution_id, settings.institution_name),
+            broadcast_timeout=settings.broadcast_timeout_seconds,
         )
         self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
         self.worker = SafWorker(self.db, [PpuDeliverer(self.switch)], settings.saf) if run_worker else None

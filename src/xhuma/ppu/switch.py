@@ -27,7 +27,7 @@ from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
-from xhuma.routing import Router
+from xhuma.routing import Router, contracts
 from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction
@@ -102,11 +102,15 @@ def _raw_id(body: bytes) -> str | None:
 
 
 class PpuSwitch:
-    def __init__(self, journal: Journal, router: Router, institution: Institution) -> None:
+    def __init__(
+        self, journal: Journal, router: Router, institution: Institution, *, broadcast_timeout: float = 10.0
+    ) -> None:
         self.journal = journal
         self.router = router
         self.institution = institution
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self.broadcast_timeout = broadcast_timeout
         self.on_enqueued: Callable[[], None] = lambda: None
         """Told when this process queued something, so a local worker can send it at once."""
 
@@ -173,11 +177,59 @@ class PpuSwitch:
         adapter: ProviderAdapter | None = None,
     ) -> Reply:
         meter_id = message.meter.meter_id
-        adapter = adapter or self.router.choose(operation.kind, meter_id)
-        if adapter is None:
+        if adapter is not None:
+            return await self._send_in_turn(operation, client_id, message, received, retail_id, [adapter])
+        plan = await self.router.plan(operation.kind, meter_id)
+        if operation is ops.METER_LOOKUP:
+            targets = plan.ordered[:1] + [a for a in plan.unasked if a not in plan.ordered[:1]]
+            if targets:
+                reply, _ = await self._broadcast_lookup(client_id, message, received, retail_id or message.id, targets)
+                return reply
+        elif not plan.ordered and plan.unasked and not plan.known_elsewhere:
+            # Nobody is known to serve this meter yet: ask every provider first (journalled as
+            # a lookup of our own), then route by what they said.
+            discovery = wire.MeterLookupRequest(
+                id=str(uuid.uuid4()),
+                time=message.time,
+                originator=message.originator,
+                client=message.client,
+                third_party_identifiers=message.third_party_identifiers,
+                meter=message.meter,
+            )
+            await self._broadcast_lookup(client_id, discovery, None, discovery.id, plan.unasked)
+            plan = await self.router.plan(operation.kind, meter_id)
+        if plan.ordered:
+            return await self._send_in_turn(operation, client_id, message, received, retail_id, plan.ordered)
+        if plan.known_elsewhere:
             return error_reply(501, "FUNCTION_NOT_SUPPORTED", "No provider for this", operation, message.id)
+        if plan.unasked:
+            # Some providers have not said whether they serve the meter; nothing was sent.
+            return error_reply(
+                503,
+                "UPSTREAM_UNAVAILABLE",
+                "No provider answered",
+                operation,
+                message.id,
+                detail=f"no answer about meter {meter_id} from {sorted(a.name for a in plan.unasked)}",
+            )
+        return error_reply(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
+
+    async def _send_in_turn(
+        self,
+        operation: Operation,
+        client_id: str,
+        message: Any,
+        received: Message,
+        retail_id: str | None,
+        candidates: list[ProviderAdapter],
+    ) -> Reply:
+        """Send to the first candidate; move to the next only when the last certainly did not
+        act on it (the connection was never made, or it answered 503), so falling back can
+        never buy twice."""
         tx_id = str(uuid.uuid4())
-        call = adapter.prepare(operation, self._upstream_message(message, tx_id))
+        upstream = self._upstream_message(message, tx_id)
+        adapter = candidates[0]
+        call = adapter.prepare(operation, upstream)
         amount = getattr(message, "purchase_amount", None)
         tx = NewTransaction(
             id=tx_id,
@@ -185,7 +237,7 @@ class PpuSwitch:
             retail_id=retail_id or message.id,
             kind=operation.kind,
             state=State.SENT_UPSTREAM,
-            meter_id=meter_id,
+            meter_id=message.meter.meter_id,
             amount=amount.amount if amount else None,
             currency=amount.currency if amount else None,
             provider=adapter.name,
@@ -198,12 +250,134 @@ class PpuSwitch:
             done = asyncio.get_running_loop().create_future()
             self._in_flight[tx_id] = done
         try:
-            answer = await adapter.send(call)
-            return await self._conclude(operation, tx_id, message, call, answer, adapter)
+            refused: Message | None = None
+            for index, adapter in enumerate(candidates):
+                if refused is not None:
+                    call = adapter.prepare(operation, upstream)
+                    await self.journal.reroute(tx_id, adapter.name, [refused, self._sent(call, adapter)])
+                answer = await adapter.send(call)
+                self.router.availability.observe(adapter.name, _healthy(answer))
+                last = index == len(candidates) - 1
+                if last or answer.delivered and answer.status != 503:
+                    return await self._conclude(operation, tx_id, message, call, answer, adapter)
+                refused = self._got(call, answer, adapter)
+            raise AssertionError("unreachable: the last candidate always concludes")
         finally:
             if done is not None:
                 del self._in_flight[tx_id]
                 done.set_result(None)
+
+    async def _broadcast_lookup(
+        self,
+        client_id: str,
+        message: Any,
+        received: Message | None,
+        retail_id: str,
+        targets: list[ProviderAdapter],
+    ) -> tuple[Reply, ProviderAdapter | None]:
+        """Ask several providers about a meter at once; answer with the first that serves it,
+        without waiting for slower ones, and never longer than the broadcast timeout. Every
+        answer, including late ones, goes into the journal and the contract table."""
+        operation = ops.METER_LOOKUP
+        tx_id = str(uuid.uuid4())
+        upstream = self._upstream_message(message, tx_id)
+        calls = {a.name: a.prepare(operation, upstream) for a in targets}
+        tx = NewTransaction(
+            id=tx_id,
+            client_id=client_id,
+            retail_id=retail_id,
+            kind=Kind.METER_LOOKUP,
+            state=State.SENT_UPSTREAM,
+            meter_id=message.meter.meter_id,
+            upstream_request=next(iter(calls.values())).body.decode(),
+        )
+        sent = [self._sent(calls[a.name], a) for a in targets]
+        if not await self.journal.open(tx, ([received] if received else []) + sent):
+            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id), None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.broadcast_timeout
+        asking = {asyncio.create_task(a.send(calls[a.name])): a for a in targets}
+        pending = set(asking)
+        answers: list[tuple[ProviderAdapter, UpstreamAnswer]] = []
+        chosen: tuple[ProviderAdapter, UpstreamAnswer] | None = None
+        while pending and chosen is None:
+            finished, pending = await asyncio.wait(
+                pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+            )
+            if not finished:
+                break
+            for task in finished:
+                answers.append((asking[task], task.result()))
+            chosen = next(((a, r) for a, r in answers if r.outcome is Outcome.SUCCESSFUL and r.payload), None)
+        if pending:
+            straggler = asyncio.ensure_future(
+                self._hear_out(tx_id, message.meter.meter_id, asking, pending, deadline, calls)
+            )
+            self._background.add(straggler)
+            straggler.add_done_callback(self._background.discard)
+        await self._learn(message.meter.meter_id, answers, [asking[t] for t in pending])
+        if chosen is None:
+            chosen = _best_failure(answers)
+        if chosen is None:
+            no_answer = UpstreamAnswer(
+                Outcome.UNKNOWN, None, b"", 0, transport_error="no answer within the broadcast timeout"
+            )
+            chosen = (targets[0], no_answer)
+        adapter, answer = chosen
+        others = [self._got(calls[a.name], r, a) for a, r in answers if a is not adapter]
+        reply = await self._conclude(operation, tx_id, message, calls[adapter.name], answer, adapter, extra=others)
+        return reply, adapter
+
+    async def _hear_out(
+        self,
+        tx_id: str,
+        meter_id: str,
+        asking: dict[asyncio.Task[UpstreamAnswer], ProviderAdapter],
+        pending: set[asyncio.Task[UpstreamAnswer]],
+        deadline: float,
+        calls: dict[str, UpstreamCall],
+    ) -> None:
+        """Collect the answers of a broadcast that came after the retailer was answered."""
+        loop = asyncio.get_running_loop()
+        finished, unanswered = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        for task in unanswered:
+            task.cancel()
+        late = [(asking[t], t.result()) for t in finished if not t.cancelled() and t.exception() is None]
+        await self._learn(meter_id, late, [])
+        if late:
+            await self.journal.record_messages(tx_id, [self._got(calls[a.name], r, a) for a, r in late])
+
+    async def _learn(
+        self, meter_id: str, answers: list[tuple[ProviderAdapter, UpstreamAnswer]], unanswered: list[ProviderAdapter]
+    ) -> None:
+        learned: list[tuple[str, str, str | None]] = []
+        for adapter, answer in answers:
+            self.router.availability.observe(adapter.name, _healthy(answer))
+            if answer.outcome is Outcome.SUCCESSFUL and answer.payload:
+                utility = answer.payload.get("utility")
+                name = utility.get("name") if isinstance(utility, dict) else None
+                learned.append((adapter.name, contracts.SUPPORTED, name if isinstance(name, str) else None))
+            elif answer.error_type == "UNKNOWN_METER_ID":
+                learned.append((adapter.name, contracts.NOT_SUPPORTED, None))
+            else:
+                learned.append((adapter.name, contracts.UNCONFIRMED, None))
+        learned += [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
+        if learned:
+            await self.journal.db.run(lambda conn: contracts.record(conn, meter_id, learned))
+
+    def _got(self, call: UpstreamCall, answer: UpstreamAnswer, adapter: ProviderAdapter) -> Message:
+        return Message(
+            UPSTREAM,
+            "response",
+            call.operation.name,
+            answer.body.decode("utf-8", "replace") or answer.transport_error,
+            now_us(),
+            "POST",
+            call.url,
+            answer.status,
+            answer.elapsed_us,
+            adapter.name,
+        )
 
     async def _conclude(
         self,
@@ -213,22 +387,11 @@ class PpuSwitch:
         call: UpstreamCall,
         answer: UpstreamAnswer,
         adapter: ProviderAdapter,
+        extra: list[Message] | None = None,
     ) -> Reply:
         reply, error_type = self.retail_reply(operation, message, tx_id, answer)
-        at = now_us()
-        got = Message(
-            UPSTREAM,
-            "response",
-            call.operation.name,
-            answer.body.decode("utf-8", "replace") or answer.transport_error,
-            at,
-            "POST",
-            call.url,
-            answer.status,
-            answer.elapsed_us,
-            adapter.name,
-        )
-        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), at, status=reply.status)
+        got = self._got(call, answer, adapter)
+        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
         follow_up = None
         if operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN:
 
@@ -239,11 +402,12 @@ class PpuSwitch:
         await self.journal.record_outcome(
             tx_id,
             answer.outcome,
-            [got, sent],
+            [*(extra or []), got, sent],
             retail_status=reply.status,
             retail_response=reply.body.decode(),
             error_type=error_type,
             then=follow_up,
+            provider=adapter.name,
         )
         if follow_up is not None:
             self.on_enqueued()
@@ -464,3 +628,24 @@ class PpuSwitch:
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
         return Reply(202, body)
+
+
+def _healthy(answer: UpstreamAnswer) -> bool:
+    """Whether an answer says the provider is up (a business refusal does; silence or 5xx not)."""
+    return answer.delivered and answer.outcome is not Outcome.UNKNOWN and answer.status != 503
+
+
+def _best_failure(
+    answers: list[tuple[ProviderAdapter, UpstreamAnswer]],
+) -> tuple[ProviderAdapter, UpstreamAnswer] | None:
+    """The most telling refusal of a broadcast: a business answer over silence, and "unknown
+    meter" only when nobody said anything better."""
+    ranked = sorted(
+        answers,
+        key=lambda pair: (
+            pair[1].status is None,
+            pair[1].error_type == "UNKNOWN_METER_ID",
+            pair[1].outcome is Outcome.UNKNOWN,
+        ),
+    )
+    return ranked[0] if ranked else None

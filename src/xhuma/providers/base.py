@@ -28,6 +28,8 @@ class ProviderConfig:
     read_timeout: float = 60.0
     max_connections: int = 256
     capabilities: frozenset[str] = CAPABILITIES
+    weight: float = 1.0
+    """Share of traffic among providers with no preference set (relative to the others)."""
 
     def supports(self, capability: str | None) -> bool:
         return capability is None or capability in self.capabilities

@@ -20,7 +20,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from xhuma.httpserver import run_asgi
 from xhuma.ppu import operations as ops
@@ -31,6 +31,17 @@ from xhuma.simulators.tokens import make_token
 from xhuma.validation import InvalidMessage, decode
 
 DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
+FLEET = json.loads((Path(__file__).parent / "data" / "fleet.json").read_text())
+CAPABILITY_OF = {
+    ops.RETRY: "retry",
+    ops.REPRINT: "reprint",
+    ops.TRIAL: "trial",
+    ops.FAULT_REPORT: "fault_report",
+    ops.KEY_CHANGE: "key_change",
+    ops.KEY_CHANGE_CONFIRMATION: "key_change",
+    ops.CONFIRMATION: "advice",
+    ops.REVERSAL: "advice",
+}
 CURRENCY = "710"
 MODES = ("normal", "unavailable", "hang", "garbage")
 _encode = msgspec.json.Encoder().encode
@@ -44,6 +55,10 @@ class SimulatorConfig:
     tst011_delay: float = 10.0
     seed: int | None = None
     mode: str = "normal"
+    municipalities: frozenset[str] | None = None
+    """Municipality codes whose generated meters this provider serves (None: all of them)."""
+    capabilities: frozenset[str] | None = None
+    """What it does beyond lookups and purchases (None: everything); the rest answers 501."""
 
 
 @dataclass
@@ -66,8 +81,17 @@ class Ledger:
     key_changes: set[str] = field(default_factory=set)
 
 
-def _meter(meter_id: str) -> dict[str, Any] | None:
-    """Scenario data of a test meter, or generated data for an 11-digit one."""
+def municipality_of(meter_id: str) -> str | None:
+    """A generated meter's first three digits name its municipality in the fleet data."""
+    found = FLEET["municipalities"].get(meter_id[:3]) if len(meter_id) == 11 and meter_id.isdigit() else None
+    return str(found["code"]) if found else None
+
+
+def _meter(meter_id: str, served: frozenset[str] | None = None) -> dict[str, Any] | None:
+    """Scenario data of a test meter, or generated data for an 11-digit one this provider
+    serves (a fleet provider serves only its municipalities' meters)."""
+    if served is not None and meter_id not in DATA["meters"] and municipality_of(meter_id) not in served:
+        return None
     if meter_id in DATA["meters"]:
         return {
             **DATA["meters"][meter_id],
@@ -91,10 +115,13 @@ def _customer(meter_id: str) -> dict[str, Any]:
 def _utility(meter_id: str) -> dict[str, Any]:
     if meter_id in DATA["meters"]:
         return dict(DATA["utility"])
-    town = ["Mangaung", "eThekwini", "Tshwane", "Ekurhuleni", "Buffalo City", "Polokwane"][
-        hashlib.sha256(meter_id.encode()).digest()[3] % 6
-    ]
-    return {"name": f"{town} Electricity", "vatRegNum": "4100000001"}
+    area = FLEET["municipalities"].get(meter_id[:3])
+    if area is None:
+        town = ["Mangaung", "eThekwini", "Tshwane", "Ekurhuleni", "Buffalo City", "Polokwane"][
+            hashlib.sha256(meter_id.encode()).digest()[3] % 6
+        ]
+        return {"name": f"{town} Electricity", "vatRegNum": "4100000001"}
+    return {"name": f"{area['name']} {area['utility'].title()}", "clientId": area["code"], "vatRegNum": "4100000001"}
 
 
 def _amount(value: int, tax: int | None = None, *, rate: float | None = None) -> dict[str, Any]:
@@ -107,7 +134,8 @@ def _amount(value: int, tax: int | None = None, *, rate: float | None = None) ->
 def _meter_block(meter_id: str) -> dict[str, Any]:
     return {
         "meterId": meter_id,
-        "supplyGroupCode": "000001",
+        # The supply group code names the utility; a generated meter's comes from its prefix.
+        "supplyGroupCode": f"{meter_id[:3]}001" if len(meter_id) == 11 and meter_id.isdigit() else "000001",
         "keyRevisionNum": "1",
         "tariffIndex": "01",
         "tokenTechCode": "02",
@@ -135,6 +163,9 @@ class Simulator:
                 return interrupted
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000 * self.rng.uniform(0.5, 1.5))
+        needed = CAPABILITY_OF.get(operation)
+        if needed is not None and self.config.capabilities is not None and needed not in self.config.capabilities:
+            return self._error(501, "FUNCTION_NOT_SUPPORTED", "Not supported", operation, None)
         body = await request.body()
         path = request.path_params
         try:
@@ -156,7 +187,7 @@ class Simulator:
         seen.add(message.id)
         if operation is ops.REPRINT:
             return self._reprint(message, raw)
-        meter = _meter(message.meter.meter_id)
+        meter = _meter(message.meter.meter_id, self.config.municipalities)
         if meter is None:
             return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
         if operation is ops.METER_LOOKUP:
@@ -188,7 +219,7 @@ class Simulator:
     async def _retry(self, original_id: str, message: Any, raw: dict[str, Any]) -> Response:
         sale = self.ledger.sales.get(original_id)
         if sale is None:
-            meter = _meter(message.meter.meter_id)
+            meter = _meter(message.meter.meter_id, self.config.municipalities)
             if meter is None:
                 return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", ops.RETRY, message.id)
             amount = message.purchase_amount.amount
@@ -415,6 +446,45 @@ def build_app(config: SimulatorConfig) -> Starlette:
 
 def run(config: SimulatorConfig, host: str, port: int) -> None:
     run_asgi(build_app(config), host, port)
+
+
+def fleet_configs(seed: int | None = None) -> list[SimulatorConfig]:
+    """The providers of the fleet data file, each with its coverage, capabilities and latency."""
+    return [
+        SimulatorConfig(
+            name=p["name"],
+            latency_ms=float(p.get("latencyMs", 0)),
+            failure_rate=float(p.get("errorRate", 0)),
+            tst011_delay=10.0,
+            seed=None if seed is None else seed + n,
+            municipalities=frozenset(p["municipalities"]),
+            capabilities=frozenset(p["capabilities"]),
+        )
+        for n, p in enumerate(FLEET["providers"])
+    ]
+
+
+def build_fleet_app(configs: list[SimulatorConfig]) -> Starlette:
+    """Every provider of the fleet under its own base path, e.g. /ipay/prepaidutility/v3/..."""
+
+    async def health(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    routes: list[Any] = [Route("/health", health, methods=["GET"])]
+    routes += [Mount(f"/{config.name}", app=build_app(config)) for config in configs]
+    return Starlette(routes=routes)
+
+
+def fleet_switch_config(configs: list[SimulatorConfig], base_url: str) -> str:
+    """The `[[providers]]` of a switch configuration that talks to this fleet."""
+    blocks = []
+    for config in configs:
+        capabilities = ", ".join(f'"{c}"' for c in sorted(config.capabilities or ()))
+        blocks.append(
+            f'[[providers]]\nname = "{config.name}"\nkind = "ppu_v3"\nbase_url = "{base_url}/{config.name}"\n'
+            f"capabilities = [{capabilities}]\n"
+        )
+    return "\n".join(blocks)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,11 @@ def _advised_transaction(dialect: str) -> Any:
 ADVISED_TRANSACTION = Prepared(_advised_transaction)
 
 
+SET_PROVIDER = Prepared(
+    lambda _: update(transactions).where(transactions.c.id == bindparam("tx_id")).values(provider=bindparam("provider"))
+)
+
+
 def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
     row = {name: values.get(name) for name in TRANSACTION_COLUMNS}
     return INSERT_TRANSACTION.execute(conn, row).fetchone() is not None
@@ -160,6 +165,7 @@ def record_outcome(
     error_type: str | None = None,
     state: State | None = None,
     then: Callable[[Connection, State], None] | None = None,
+    provider: str | None = None,
 ) -> Callable[[Connection], State]:
     """Apply an upstream outcome (or set `state` outright) and journal the messages with it.
 
@@ -177,10 +183,23 @@ def record_outcome(
             SET_STATE_AND_ANSWER.execute(conn, values)
         else:
             SET_STATE.execute(conn, values)
+        if provider is not None:
+            SET_PROVIDER.execute(conn, {"tx_id": tx_id, "provider": provider})
         write_messages(conn, tx_id, items)
         if then is not None:
             then(conn, new)
         return new
+
+    return op
+
+
+def reroute(tx_id: str, provider: str, items: Sequence[Message]) -> Callable[[Connection], None]:
+    """Send a transaction to another provider (the last one certainly did not act on it); the
+    change is journalled with the new request before that request leaves."""
+
+    def op(conn: Connection) -> None:
+        SET_PROVIDER.execute(conn, {"tx_id": tx_id, "provider": provider})
+        write_messages(conn, tx_id, items)
 
     return op
 
@@ -354,6 +373,9 @@ class Journal:
 
     async def record_outcome(self, tx_id: str, outcome: Outcome | None, items: Sequence[Message], **kw: Any) -> State:
         return await self.db.run(record_outcome(tx_id, outcome, items, **kw))
+
+    async def reroute(self, tx_id: str, provider: str, items: Sequence[Message]) -> None:
+        await self.db.run(reroute(tx_id, provider, items))
 
     async def record_messages(self, tx_id: str, items: Sequence[Message]) -> None:
         await self.db.run(record_messages(tx_id, items))

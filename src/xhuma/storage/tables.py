@@ -137,3 +137,36 @@ reconciliation_exceptions = Table(
     Column("updated_us", BigInteger, nullable=False),
     Index(None, "state", "created_us"),
 )
+
+meter_contracts = Table(
+    "meter_contracts",
+    metadata,
+    # What each provider said about a meter: supported, not_supported, or unconfirmed (asked,
+    # no answer yet). Filled by broadcast lookups, refreshed on schedule.
+    Column("meter_id", String(20), primary_key=True),
+    Column("provider", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("municipality", String(80), nullable=True),
+    Column("learned_us", BigInteger, nullable=False),
+)
+
+routing_preferences = Table(
+    "routing_preferences",
+    metadata,
+    # An operator's ranked providers for a municipality (rank 1 first); excluded ones are never used.
+    Column("municipality", String(80), primary_key=True),
+    Column("provider", String(40), primary_key=True),
+    Column("rank", Integer, nullable=True),
+    Column("excluded", Boolean, nullable=False, default=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+routing_audit = Table(
+    "routing_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)

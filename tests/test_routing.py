@@ -1,0 +1,173 @@
+"""Routing over the simulated fleet of ten providers: broadcast, contract table, preferences,
+fallback and capabilities, all over real HTTP between real processes."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import Retailer, Server, base_message, free_port, process_env, xhuma
+from xhuma.domain.routing import order_providers
+
+CPT_E = "10112345678"  # City of Cape Town electricity: ipay, ontec, easypay, switchone
+CPT_E_NAME = "City of Cape Town Electricity"
+
+
+@dataclass
+class Fleet:
+    simulator: Server
+    switch: Server
+    env: dict[str, str]
+    retailer: Retailer
+
+    def provider(self, name: str, **changes: Any) -> None:
+        assert httpx.post(f"{self.simulator.url}/{name}/_sim/config", json=changes).status_code == 200
+
+    def table(self, meter: str) -> dict[str, str]:
+        out = xhuma("routing", "table", "--meter", meter, "--json", env=self.env).stdout
+        return {row["provider"]: row["status"] for row in map(json.loads, out.splitlines())}
+
+    def tx(self, ref: str) -> dict[str, Any]:
+        return json.loads(xhuma("tx", "show", ref, "--json", env=self.env).stdout)["transaction"]
+
+
+@pytest.fixture
+def fleet(fresh_database_url: str, tmp_path: Path) -> Iterator[Fleet]:
+    port, switch_port = free_port(), free_port()
+    providers = tmp_path / "providers.toml"
+    env = process_env(XHUMA_DATABASE_URL=fresh_database_url)
+    simulator = Server(
+        ["simulate", "fleet", "--port", str(port), "--seed", "5", "--config-out", str(providers)],
+        port,
+        env,
+        tmp_path / "fleet.log",
+    )
+    config = tmp_path / "xhuma.toml"
+    config.write_text("[switch]\nbroadcast_timeout_seconds = 1.5\n\n" + providers.read_text())
+    env["XHUMA_CONFIG"] = str(config)
+    xhuma("clients", "add", "--username", "till", "--password", "pw", "--client-id", "r1", env=env)
+    switch = Server(["serve", "--port", str(switch_port)], switch_port, env, tmp_path / "switch.log")
+    yield Fleet(simulator, switch, env, Retailer(switch.url, "till", "pw", "r1"))
+    switch.stop()
+    simulator.stop()
+
+
+def wait_for(check, seconds: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_broadcast_fills_the_contract_table_and_re_asks_non_responders(fleet: Fleet) -> None:
+    fleet.provider("ontec", mode="hang")
+    _, answer = fleet.retailer.lookup(CPT_E)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["utility"]["name"] == CPT_E_NAME
+    # The retailer was answered by the first supporting provider; slower answers land after.
+    table = wait_for(lambda: (t := fleet.table(CPT_E)) and list(t.values()).count("unconfirmed") == 1 and t)
+    assert sorted(p for p, s in table.items() if s == "supported") == ["easypay", "ipay", "switchone"]
+    assert table["ontec"] == "unconfirmed"  # hung: never answered within the broadcast timeout
+    assert list(table.values()).count("not_supported") == 6
+
+    fleet.provider("ontec", mode="normal")
+    _, answer = fleet.retailer.lookup(CPT_E)
+    assert answer.status_code == 201
+    table = wait_for(lambda: (t := fleet.table(CPT_E))["ontec"] == "supported" and t)
+    assert sorted(p for p, s in table.items() if s == "supported") == ["easypay", "ipay", "ontec", "switchone"]
+
+
+def test_unknown_meter_everywhere(fleet: Fleet) -> None:
+    _, answer = fleet.retailer.lookup("99912345678")
+    assert answer.status_code == 400 and answer.json()["errorType"] == "UNKNOWN_METER_ID"
+
+
+def test_preference_wins_and_falls_back_when_the_preferred_is_down(fleet: Fleet) -> None:
+    assert fleet.retailer.lookup(CPT_E)[1].status_code == 201
+    wait_for(lambda: sum(s == "supported" for s in fleet.table(CPT_E).values()) == 4)
+    xhuma(
+        "routing",
+        "prefer",
+        CPT_E_NAME,
+        "--providers",
+        "easypay,switchone",
+        "--exclude",
+        "ipay",
+        "--actor",
+        "ops@test",
+        env=fleet.env,
+    )
+    for _ in range(5):
+        purchase, answer = fleet.retailer.purchase(CPT_E, 2000)
+        assert answer.status_code == 201, answer.text
+        assert fleet.tx(purchase["id"])["provider"] == "easypay"
+
+    fleet.provider("easypay", mode="unavailable")  # 503: refused, nothing bought
+    purchase, answer = fleet.retailer.purchase(CPT_E, 2000)
+    assert answer.status_code == 201, answer.text
+    tx = fleet.tx(purchase["id"])
+    assert tx["provider"] == "switchone"
+    ledger = httpx.get(f"{fleet.simulator.url}/easypay/_sim/ledger").json()
+    assert tx["id"] not in {p["id"] for p in ledger["purchases"]}
+    audit = xhuma("routing", "audit", env=fleet.env).stdout
+    assert "ops@test" in audit and "easypay" in audit
+
+    bad = xhuma("routing", "prefer", CPT_E_NAME, "--providers", "nosuch", env=fleet.env, check=False)
+    assert bad.returncode != 0 and "nosuch" in bad.stdout + bad.stderr
+
+
+def test_operations_go_to_a_provider_that_can_do_them(fleet: Fleet) -> None:
+    assert fleet.retailer.lookup(CPT_E)[1].status_code == 201
+    wait_for(lambda: sum(s == "supported" for s in fleet.table(CPT_E).values()) == 4)
+    trial = base_message("r1", meter={"meterId": CPT_E}, purchaseAmount={"amount": 2000, "currency": "710"})
+    answer = fleet.retailer.post(f"/tokenPurchases/{trial['id']}/trial", trial)
+    assert answer.status_code == 200, answer.text
+    assert fleet.tx(trial["id"])["provider"] == "ontec"  # the only one here that prices trials
+
+    eth = "20112345678"  # eThekwini: ipay, bluelabel, switchone, sandulela; none takes fault reports
+    assert fleet.retailer.lookup(eth)[1].status_code == 201
+    wait_for(lambda: sum(s == "supported" for s in fleet.table(eth).values()) == 4)
+    fault = base_message("r1", meter={"meterId": eth}, contactNumber="0820000000", faultType="MeterDead")
+    answer = fleet.retailer.post(f"/faultReports/{fault['id']}", fault)
+    assert answer.status_code == 501 and answer.json()["errorType"] == "FUNCTION_NOT_SUPPORTED"
+
+
+def test_a_purchase_of_an_unseen_meter_discovers_it_first(fleet: Fleet) -> None:
+    purchase, answer = fleet.retailer.purchase("40112345678", 3000)  # Johannesburg electricity
+    assert answer.status_code == 201, answer.text
+    assert fleet.tx(purchase["id"])["provider"] in {"ipay", "bluelabel", "kazang", "racellular"}
+    assert "supported" in fleet.table("40112345678").values()
+
+
+def test_weights_share_the_traffic_within_tolerance() -> None:
+    rng = random.Random(42)
+    weights = {"a": 50, "b": 20, "c": 20, "d": 10}
+    firsts = Counter(
+        order_providers(list(weights), preferences={}, excluded=(), weights=weights, available=list(weights), rng=rng)[
+            0
+        ]
+        for _ in range(10_000)
+    )
+    for provider, weight in weights.items():
+        expected = 10_000 * weight / 100
+        # Four standard deviations of a binomial count: fails by chance about once in 15,000 runs.
+        assert abs(firsts[provider] - expected) < 4 * (expected * (1 - weight / 100)) ** 0.5
+
+
+def test_order_rules() -> None:
+    rng = random.Random(1)
+    order = order_providers(
+        ["a", "b", "c", "d"], preferences={"c": 1, "b": 2}, excluded=["d"], weights={}, available=["a", "b"], rng=rng
+    )
+    assert order == ["b", "a", "c"]  # preferred and up, then the rest up, then the down ones by the same rules
