@@ -30,7 +30,7 @@ from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.routing import Router, contracts
 from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction
+from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, write_messages
 from xhuma.storage.tables import saf_entries
 from xhuma.validation import FieldError, InvalidMessage, decode
 
@@ -315,7 +315,7 @@ class PpuSwitch:
             )
             self._background.add(straggler)
             straggler.add_done_callback(self._background.discard)
-        await self._learn(message.meter.meter_id, answers, [asking[t] for t in pending])
+        learned = self._learned(answers, [asking[t] for t in pending])
         if chosen is None:
             chosen = _best_failure(answers)
         if chosen is None:
@@ -325,7 +325,17 @@ class PpuSwitch:
             chosen = (targets[0], no_answer)
         adapter, answer = chosen
         others = [self._got(calls[a.name], r, a) for a, r in answers if a is not adapter]
-        reply = await self._conclude(operation, tx_id, message, calls[adapter.name], answer, adapter, extra=others)
+        meter_id = message.meter.meter_id
+        reply = await self._conclude(
+            operation,
+            tx_id,
+            message,
+            calls[adapter.name],
+            answer,
+            adapter,
+            extra=others,
+            also=lambda conn: contracts.record(conn, meter_id, learned),
+        )
         return reply, adapter
 
     async def _hear_out(
@@ -343,13 +353,21 @@ class PpuSwitch:
         for task in unanswered:
             task.cancel()
         late = [(asking[t], t.result()) for t in finished if not t.cancelled() and t.exception() is None]
-        await self._learn(meter_id, late, [])
-        if late:
-            await self.journal.record_messages(tx_id, [self._got(calls[a.name], r, a) for a, r in late])
+        learned = self._learned(late, [])
+        heard = [self._got(calls[a.name], r, a) for a, r in late]
 
-    async def _learn(
-        self, meter_id: str, answers: list[tuple[ProviderAdapter, UpstreamAnswer]], unanswered: list[ProviderAdapter]
-    ) -> None:
+        def record(conn: Connection) -> None:
+            contracts.record(conn, meter_id, learned)
+            write_messages(conn, tx_id, heard)
+
+        if late:
+            await self.journal.db.run(record)
+
+    def _learned(
+        self, answers: list[tuple[ProviderAdapter, UpstreamAnswer]], unanswered: list[ProviderAdapter]
+    ) -> list[tuple[str, str, str | None]]:
+        """What a broadcast's answers say about the meter, for the contract table (and what
+        they say about each provider's health, for the circuit breaker)."""
         learned: list[tuple[str, str, str | None]] = []
         for adapter, answer in answers:
             self.router.availability.observe(adapter.name, _healthy(answer))
@@ -361,9 +379,7 @@ class PpuSwitch:
                 learned.append((adapter.name, contracts.NOT_SUPPORTED, None))
             else:
                 learned.append((adapter.name, contracts.UNCONFIRMED, None))
-        learned += [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
-        if learned:
-            await self.journal.db.run(lambda conn: contracts.record(conn, meter_id, learned))
+        return learned + [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
 
     def _got(self, call: UpstreamCall, answer: UpstreamAnswer, adapter: ProviderAdapter) -> Message:
         return Message(
@@ -388,16 +404,20 @@ class PpuSwitch:
         answer: UpstreamAnswer,
         adapter: ProviderAdapter,
         extra: list[Message] | None = None,
+        also: Callable[[Connection], None] | None = None,
     ) -> Reply:
+        """Journal the outcome and the retail answer (with `also`, in the same transaction),
+        then answer."""
         reply, error_type = self.retail_reply(operation, message, tx_id, answer)
         got = self._got(call, answer, adapter)
         sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
-        follow_up = None
-        if operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN:
+        queues_follow_up = operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN
 
-            def follow_up(conn: Connection, state: State) -> None:
-                if state is State.UNKNOWN:
-                    self.queue_follow_up(conn, tx_id, adapter.name, call.body.decode())
+        def then(conn: Connection, state: State) -> None:
+            if also is not None:
+                also(conn)
+            if queues_follow_up and state is State.UNKNOWN:
+                self.queue_follow_up(conn, tx_id, adapter.name, call.body.decode())
 
         await self.journal.record_outcome(
             tx_id,
@@ -406,10 +426,10 @@ class PpuSwitch:
             retail_status=reply.status,
             retail_response=reply.body.decode(),
             error_type=error_type,
-            then=follow_up,
+            then=then,
             provider=adapter.name,
         )
-        if follow_up is not None:
+        if queues_follow_up:
             self.on_enqueued()
         return reply
 

@@ -49,19 +49,26 @@ def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, st
     """Upsert what providers said: (provider, status, municipality). An unconfirmed answer never
     overwrites a known one."""
     at = now_us()
+    known = {
+        r.provider: r.status
+        for r in conn.execute(
+            select(meter_contracts.c.provider, meter_contracts.c.status).where(meter_contracts.c.meter_id == meter_id)
+        )
+    }
+    new = []
     for provider, status, municipality in answers:
-        found = conn.execute(
-            select(meter_contracts.c.status).where(
-                meter_contracts.c.meter_id == meter_id, meter_contracts.c.provider == provider
+        if provider not in known:
+            new.append(
+                {
+                    "meter_id": meter_id,
+                    "provider": provider,
+                    "status": status,
+                    "municipality": municipality,
+                    "learned_us": at,
+                }
             )
-        ).first()
-        if found is None:
-            conn.execute(
-                insert(meter_contracts).values(
-                    meter_id=meter_id, provider=provider, status=status, municipality=municipality, learned_us=at
-                )
-            )
-        elif status != UNCONFIRMED or found.status == UNCONFIRMED:
+            known[provider] = status
+        elif status != UNCONFIRMED or known[provider] == UNCONFIRMED:
             values: dict[str, Any] = {"status": status, "learned_us": at}
             if municipality:
                 values["municipality"] = municipality
@@ -70,6 +77,8 @@ def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, st
                 .where(meter_contracts.c.meter_id == meter_id, meter_contracts.c.provider == provider)
                 .values(values)
             )
+    if new:
+        conn.execute(insert(meter_contracts), new)
 
 
 def set_preferences(
