@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fleet import Fleet, running_fleet
 from tests.support import Retailer, Server, free_port, process_env, xhuma
 
 POSTGRES_URL = os.environ.get("XHUMA_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
@@ -108,3 +109,10 @@ def switch(database_url: str, simulator: Server, tmp_path_factory: pytest.TempPa
         Retailer(server.url, "other", "other-pass", "retailer-2"),
     )
     server.stop()
+
+
+@pytest.fixture
+def fleet(fresh_database_url: str, tmp_path: Path) -> Iterator[Fleet]:
+    """The ten simulated providers and a switch in front of them, on a fresh database."""
+    with running_fleet(fresh_database_url, tmp_path) as running:
+        yield running

@@ -3,71 +3,14 @@ fallback and capabilities, all over real HTTP between real processes."""
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from tests.support import Retailer, Server, base_message, free_port, process_env, xhuma
+from tests.fleet import CPT_E, CPT_E_NAME, Fleet, wait_for
+from tests.support import base_message, xhuma
 from xhuma.domain.routing import order_providers
-
-CPT_E = "10112345678"  # City of Cape Town electricity: ipay, ontec, easypay, switchone
-CPT_E_NAME = "City of Cape Town Electricity"
-
-
-@dataclass
-class Fleet:
-    simulator: Server
-    switch: Server
-    env: dict[str, str]
-    retailer: Retailer
-
-    def provider(self, name: str, **changes: Any) -> None:
-        assert httpx.post(f"{self.simulator.url}/{name}/_sim/config", json=changes).status_code == 200
-
-    def table(self, meter: str) -> dict[str, str]:
-        out = xhuma("routing", "table", "--meter", meter, "--json", env=self.env).stdout
-        return {row["provider"]: row["status"] for row in map(json.loads, out.splitlines())}
-
-    def tx(self, ref: str) -> dict[str, Any]:
-        return json.loads(xhuma("tx", "show", ref, "--json", env=self.env).stdout)["transaction"]
-
-
-@pytest.fixture
-def fleet(fresh_database_url: str, tmp_path: Path) -> Iterator[Fleet]:
-    port, switch_port = free_port(), free_port()
-    providers = tmp_path / "providers.toml"
-    env = process_env(XHUMA_DATABASE_URL=fresh_database_url)
-    simulator = Server(
-        ["simulate", "fleet", "--port", str(port), "--seed", "5", "--config-out", str(providers)],
-        port,
-        env,
-        tmp_path / "fleet.log",
-    )
-    config = tmp_path / "xhuma.toml"
-    config.write_text("[switch]\nbroadcast_timeout_seconds = 1.5\n\n" + providers.read_text())
-    env["XHUMA_CONFIG"] = str(config)
-    xhuma("clients", "add", "--username", "till", "--password", "pw", "--client-id", "r1", env=env)
-    switch = Server(["serve", "--port", str(switch_port)], switch_port, env, tmp_path / "switch.log")
-    yield Fleet(simulator, switch, env, Retailer(switch.url, "till", "pw", "r1"))
-    switch.stop()
-    simulator.stop()
-
-
-def wait_for(check, seconds: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_broadcast_fills_the_contract_table_and_re_asks_non_responders(fleet: Fleet) -> None:

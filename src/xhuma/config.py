@@ -33,6 +33,10 @@ class Settings:
     recovery_interval_seconds: float = 5.0
     broadcast_timeout_seconds: float = 10.0
     """The longest a lookup of an unknown meter waits for the providers it asked."""
+    health_check_seconds: float = 10.0
+    """How often providers with a `health_url` are polled (0: never)."""
+    routing_refresh_days: float = 30.0
+    """Meters no provider has spoken about for this long are asked about again (0: never)."""
     source: str | None = None
 
 
@@ -61,6 +65,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         serve_runs_worker=bool(data.get("saf", {}).get("in_server", True)),
         recovery_interval_seconds=float(switch.get("recovery_interval_seconds", 5.0)),
         broadcast_timeout_seconds=float(switch.get("broadcast_timeout_seconds", 10.0)),
+        health_check_seconds=float(switch.get("health_check_seconds", 10.0)),
+        routing_refresh_days=float(switch.get("routing_refresh_days", 30.0)),
         source=str(path),
     )
     longest_read = max(p.read_timeout for p in settings.providers)
@@ -117,4 +123,5 @@ def _provider(raw: dict[str, Any], index: int, path: str | Path) -> ProviderConf
         max_connections=int(raw.get("max_connections", 256)),
         capabilities=capabilities,
         weight=float(raw.get("weight", 1.0)),
+        health_url=raw.get("health_url"),
     )

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from xhuma.config import Settings
 from xhuma.ppu.delivery import PpuDeliverer, recover_stale_purchases
 from xhuma.ppu.switch import Institution, PpuSwitch
 from xhuma.providers import build_adapter
 from xhuma.routing import Router
+from xhuma.routing.refresh import refresh_stale
 from xhuma.saf.worker import SafWorker
 from xhuma.security.credentials import Authenticator
 from xhuma.storage.db import Database, migrate
@@ -21,8 +23,11 @@ log = logging.getLogger("xhuma.node")
 
 
 class Node:
-    def __init__(self, settings: Settings, *, run_worker: bool) -> None:
+    def __init__(self, settings: Settings, *, run_worker: bool, watch_providers: bool = False) -> None:
+        """`watch_providers`: run the active health check and the contract table's refresh
+        (servers do; one-off commands and dedicated workers need not)."""
         self.settings = settings
+        self.watch_providers = watch_providers
         self.db = Database(settings.database_url)
         self.journal = Journal(self.db)
         self.router = Router(
@@ -49,7 +54,12 @@ class Node:
         self.db.start()
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
-            self._tasks.append(asyncio.create_task(self._recover_stale()))
+            self._every(self.settings.recovery_interval_seconds, self._recover_stale, "recovering stale purchases")
+        if self.watch_providers and self.settings.health_check_seconds > 0:
+            self._every(self.settings.health_check_seconds, self.router.check_health, "checking provider health")
+        if self.watch_providers and self.settings.routing_refresh_days > 0:
+            period = self.settings.routing_refresh_days * 86400
+            self._every(max(1.0, min(3600.0, period / 4)), self._refresh_routing, "refreshing the contract table")
         self.ready = True
 
     async def stop(self) -> None:
@@ -62,15 +72,30 @@ class Node:
         await self.router.close()
         self.db.close()
 
+    def _every(self, seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+        """Run `work` now and then every `seconds` until the node stops; a failed round is
+        logged and the next one tries again."""
+
+        async def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    await work()
+                except Exception:  # noqa: BLE001 - try again on the next round
+                    log.exception("%s failed", what)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+        self._tasks.append(asyncio.create_task(loop()))
+
     async def _recover_stale(self) -> None:
         """Purchases a dead process left in flight become unknown and are retrieved."""
         timeouts = [p.read_timeout for p in self.settings.providers] or [60.0]
         older_than_us = int((max(timeouts) + 5) * 1e6)
-        while not self._stop.is_set():
-            try:
-                if await self.db.run(recover_stale_purchases(self.switch, older_than_us)):
-                    self.switch.on_enqueued()
-            except Exception:  # noqa: BLE001 - try again on the next round
-                log.exception("recovering stale purchases failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.recovery_interval_seconds)
+        if await self.db.run(recover_stale_purchases(self.switch, older_than_us)):
+            self.switch.on_enqueued()
+
+    async def _refresh_routing(self) -> None:
+        older_than = self.settings.routing_refresh_days * 86400
+        meters = await refresh_stale(self.db, self.switch.rebroadcast, older_than)
+        if meters:
+            log.info("refreshed the contract table for %d meters", len(meters))

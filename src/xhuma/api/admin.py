@@ -1,5 +1,6 @@
-"""The operator API under /admin: the store-and-forward queue and reconciliation exceptions.
-Only credentials with the "admin" role may use it."""
+"""The operator API under /admin: the store-and-forward queue, reconciliation exceptions and
+routing. Only credentials with the "admin" role may use it; the credential's username is the
+actor written to audit logs."""
 
 from __future__ import annotations
 
@@ -11,22 +12,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xhuma.api.admin_routing import routing_routes
+from xhuma.api.replies import JSON, json_reply
 from xhuma.node import Node
 from xhuma.saf import queue
 
-JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _json(value: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(value), status, media_type=JSON)
 
 
 def _problem(status: int, message: str, field: str | None = None) -> Response:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
-    return _json(body, status)
+    return json_reply(body, status)
 
 
 def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | None]) -> list[Route]:
@@ -40,6 +38,7 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
                     media_type=JSON,
                     headers={"WWW-Authenticate": 'Basic realm="xhuma-admin"'},
                 )
+            request.state.actor = given[0]
             return await handler(request)
 
         return endpoint
@@ -53,19 +52,19 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         limit = request.query_params.get("limit", "100")
         if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
             return _problem(400, "limit must be a whole number from 1 to 10000", "limit")
-        return _json(await node.db.run(queue.list_entries(state, name, int(limit))))
+        return json_reply(await node.db.run(queue.list_entries(state, name, int(limit))))
 
     async def show_saf(request: Request) -> Response:
         wanted = entry_id(request)
         entry = await node.db.run(queue.get_entry(wanted)) if wanted is not None else None
-        return _json(entry) if entry else _problem(404, "no such entry", "entry_id")
+        return json_reply(entry) if entry else _problem(404, "no such entry", "entry_id")
 
     async def retry_saf(request: Request) -> Response:
         wanted = entry_id(request)
         if wanted is None or not await node.db.run(queue.retry_entry(wanted)):
             return _problem(409, "only an entry in state exception can be retried", "entry_id")
         node.switch.on_enqueued()
-        return _json({"id": wanted, "state": queue.PENDING})
+        return json_reply({"id": wanted, "state": queue.PENDING})
 
     async def resolve_saf(request: Request) -> Response:
         wanted = entry_id(request)
@@ -77,10 +76,10 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
             return _problem(400, "a note saying how it was resolved is required", "note")
         if wanted is None or not await node.db.run(queue.resolve_entry(wanted, note)):
             return _problem(409, "only an entry in state exception can be resolved", "entry_id")
-        return _json({"id": wanted, "state": queue.RESOLVED})
+        return json_reply({"id": wanted, "state": queue.RESOLVED})
 
     async def list_exceptions(request: Request) -> Response:
-        return _json(await node.db.run(queue.list_exceptions(request.query_params.get("state", "open") or None)))
+        return json_reply(await node.db.run(queue.list_exceptions(request.query_params.get("state", "open") or None)))
 
     return [
         Route("/admin/saf", guarded(list_saf), methods=["GET"]),
@@ -88,4 +87,5 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         Route("/admin/saf/{entry_id}/retry", guarded(retry_saf), methods=["POST"]),
         Route("/admin/saf/{entry_id}/resolve", guarded(resolve_saf), methods=["POST"]),
         Route("/admin/exceptions", guarded(list_exceptions), methods=["GET"]),
+        *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in routing_routes(node)],
     ]

@@ -62,7 +62,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 def create_app(settings: Settings) -> Starlette:
-    state = Node(settings, run_worker=settings.serve_runs_worker)
+    state = Node(settings, run_worker=settings.serve_runs_worker, watch_providers=True)
     openapi = msgspec.json.encode(build_openapi())
 
     @asynccontextmanager

@@ -48,6 +48,15 @@ DEFAULT_STATUS_ERROR = {
 }
 
 
+OWN_TERMINAL_ID = "ROUTING0"
+OWN_MERCHANT = wire.Merchant(
+    merchant_type="6012",
+    merchant_id="XHUMAROUTING000",
+    merchant_name=wire.MerchantName(name="xhuma routing", city="Cape Town", region="WC", country="ZA"),
+)
+"""Who asks, in lookups xhuma makes on its own behalf to learn which provider serves a meter."""
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -274,10 +283,12 @@ class PpuSwitch:
         received: Message | None,
         retail_id: str,
         targets: list[ProviderAdapter],
+        *,
+        hear_all: bool = False,
     ) -> tuple[Reply, ProviderAdapter | None]:
         """Ask several providers about a meter at once; answer with the first that serves it,
-        without waiting for slower ones, and never longer than the broadcast timeout. Every
-        answer, including late ones, goes into the journal and the contract table."""
+        without waiting for slower ones (unless `hear_all`), and never longer than the broadcast
+        timeout. Every answer, including late ones, goes into the journal and the contract table."""
         operation = ops.METER_LOOKUP
         tx_id = str(uuid.uuid4())
         upstream = self._upstream_message(message, tx_id)
@@ -300,7 +311,7 @@ class PpuSwitch:
         pending = set(asking)
         answers: list[tuple[ProviderAdapter, UpstreamAnswer]] = []
         chosen: tuple[ProviderAdapter, UpstreamAnswer] | None = None
-        while pending and chosen is None:
+        while pending and (chosen is None or hear_all):
             finished, pending = await asyncio.wait(
                 pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
             )
@@ -337,6 +348,24 @@ class PpuSwitch:
             also=lambda conn: contracts.record(conn, meter_id, learned),
         )
         return reply, adapter
+
+    async def rebroadcast(self, meter_id: str) -> None:
+        """Ask every provider about a meter again, on our own behalf (the scheduled refresh, an
+        operator's forced re-broadcast), hearing everyone out within the broadcast timeout."""
+        message = wire.MeterLookupRequest(
+            id=str(uuid.uuid4()),
+            time=rfc3339_now(),
+            originator=wire.Originator(
+                institution=wire.Institution(id=self.institution.id, name=self.institution.name),
+                terminal_id=OWN_TERMINAL_ID,
+                merchant=OWN_MERCHANT,
+            ),
+            client=wire.Institution(id=self.institution.id, name=self.institution.name),
+            third_party_identifiers=[],
+            meter=wire.Meter(meter_id=meter_id),
+        )
+        targets = list(self.router.adapters.values())
+        await self._broadcast_lookup(self.institution.id, message, None, message.id, targets, hear_all=True)
 
     async def _hear_out(
         self,

@@ -30,6 +30,8 @@ class ProviderConfig:
     capabilities: frozenset[str] = CAPABILITIES
     weight: float = 1.0
     """Share of traffic among providers with no preference set (relative to the others)."""
+    health_url: str | None = None
+    """Polled by the active health check (GET; 200 means up), when set."""
 
     def supports(self, capability: str | None) -> bool:
         return capability is None or capability in self.capabilities
@@ -75,5 +77,7 @@ class ProviderAdapter(Protocol):
     def prepare(self, operation: Operation, message: dict[str, Any], request_id: str | None = None) -> UpstreamCall: ...
 
     async def send(self, call: UpstreamCall) -> UpstreamAnswer: ...
+
+    async def check_health(self) -> bool: ...
 
     async def close(self) -> None: ...

@@ -79,6 +79,19 @@ class PpuV3Adapter:
             outcome = Outcome.UNKNOWN
         return UpstreamAnswer(outcome, status, body, _since(started), payload=payload)
 
+    async def check_health(self) -> bool:
+        """GET the health URL; an answer other than 200 within the connect timeout means down."""
+        if not self.config.health_url:
+            return True
+        try:
+            async with self._session_for_loop().get(
+                self.config.health_url, timeout=aiohttp.ClientTimeout(total=self.config.connect_timeout)
+            ) as response:
+                await response.read()
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -4,6 +4,7 @@ process has seen of each provider's availability."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from xhuma.providers.base import ProviderAdapter
 from xhuma.routing import contracts
 from xhuma.storage.db import Database
 
+WEIGHTS_TTL_SECONDS = 1.0
 CAPABILITY_NEEDED = {
     Kind.TRIAL_PURCHASE: "trial",
     Kind.REPRINT: "reprint",
@@ -35,6 +37,7 @@ class Availability:
     cooldown: float = 5.0
     failures: dict[str, int] = field(default_factory=dict)
     open_until: dict[str, float] = field(default_factory=dict)
+    checked_down: set[str] = field(default_factory=set)
 
     def is_available(self, provider: str) -> bool:
         until = self.open_until.get(provider)
@@ -45,6 +48,18 @@ class Availability:
             self.open_until[provider] = time.monotonic() + self.cooldown
             return True
         return False
+
+    def checked(self, provider: str, healthy: bool) -> None:
+        """What the active health check found. A failed check takes the provider out at once; a
+        passed one brings back only a provider that a check took out (a breaker opened by real
+        traffic closes only when real traffic succeeds)."""
+        if not healthy:
+            self.checked_down.add(provider)
+            self.failures[provider] = max(self.failures.get(provider, 0), self.threshold)
+            self.open_until[provider] = time.monotonic() + self.cooldown
+        elif provider in self.checked_down:
+            self.checked_down.discard(provider)
+            self.observe(provider, True)
 
     def observe(self, provider: str, healthy: bool) -> None:
         if healthy:
@@ -80,27 +95,33 @@ class Router:
     ) -> None:
         self.adapters = {a.name: a for a in adapters}
         self.db = db
-        self.weights = weights or {}
+        self.configured_weights = weights or {}
         self.availability = availability or Availability()
         self._rng = random.Random(seed)
+        self._weights: tuple[float, dict[str, float]] = (-1.0, {})
+
+    async def weights(self) -> dict[str, float]:
+        """Configured weights with the operator's on top, re-read at most once a second so a
+        change made on any node reaches every node within a second."""
+        read_at, current = self._weights
+        if time.monotonic() - read_at >= WEIGHTS_TTL_SECONDS:
+            current = {**self.configured_weights, **await self.db.run(contracts.weights())}
+            self._weights = (time.monotonic(), current)
+        return current
 
     def capable(self, kind: Kind) -> list[ProviderAdapter]:
         capability = CAPABILITY_NEEDED.get(kind)
         return [a for a in self.adapters.values() if a.config.supports(capability)]
 
     async def plan(self, kind: Kind, meter_id: str) -> RoutePlan:
-        known = (
-            await self.db.run(contracts.load(meter_id))
-            if self.db
-            else contracts.MeterContracts({}, None, {}, frozenset())
-        )
+        known = await self.db.run(contracts.load(meter_id))
         capable = {a.name: a for a in self.capable(kind)}
         supported = known.with_status(contracts.SUPPORTED)
         order = order_providers(
             [p for p in supported if p in capable],
             preferences=known.preferences,
             excluded=known.excluded,
-            weights=self.weights,
+            weights=await self.weights(),
             available=[p for p in capable if self.availability.is_available(p)],
             rng=self._rng,
         )
@@ -115,6 +136,12 @@ class Router:
             municipality=known.municipality,
             known_elsewhere=bool(supported) and not order,
         )
+
+    async def check_health(self) -> None:
+        adapters = [a for a in self.adapters.values() if a.config.health_url]
+        results = await asyncio.gather(*(a.check_health() for a in adapters))
+        for adapter, healthy in zip(adapters, results, strict=True):
+            self.availability.checked(adapter.name, healthy)
 
     def by_name(self, name: str | None) -> ProviderAdapter | None:
         return self.adapters.get(name) if name else None

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
+from xhuma.routing.operator import PreferenceChange
 from xhuma.storage.db import now_us
-from xhuma.storage.tables import meter_contracts, routing_audit, routing_preferences
+from xhuma.storage.tables import meter_contracts, routing_audit, routing_preferences, routing_weights
 
 SUPPORTED, NOT_SUPPORTED, UNCONFIRMED = "supported", "not_supported", "unconfirmed"
 
@@ -81,26 +82,70 @@ def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, st
         conn.execute(insert(meter_contracts), new)
 
 
-def set_preferences(
-    municipality: str, ranked: list[str], excluded: list[str], actor: str
-) -> Callable[[Connection], None]:
-    """Replace a municipality's preferences, and write who did it to the audit log."""
+def set_preferences(changes: Iterable[PreferenceChange], actor: str, action: str) -> Callable[[Connection], None]:
+    """Replace each named municipality's preferences, all in one transaction, each change
+    written to the audit log with who made it."""
 
     def op(conn: Connection) -> None:
         at = now_us()
-        conn.execute(delete(routing_preferences).where(routing_preferences.c.municipality == municipality))
-        rows = [
-            {"municipality": municipality, "provider": p, "rank": n, "excluded": False, "updated_us": at}
-            for n, p in enumerate(ranked, start=1)
-        ]
-        rows += [
-            {"municipality": municipality, "provider": p, "rank": None, "excluded": True, "updated_us": at}
-            for p in excluded
-        ]
-        if rows:
-            conn.execute(insert(routing_preferences), rows)
-        detail = f"{municipality}: prefer {ranked or '-'}, exclude {excluded or '-'}"
-        conn.execute(insert(routing_audit).values(actor=actor, action="set_preferences", detail=detail, at_us=at))
+        for change in changes:
+            where = routing_preferences.c.municipality == change.municipality
+            conn.execute(delete(routing_preferences).where(where))
+            rows = [
+                {"municipality": change.municipality, "provider": p, "rank": n, "excluded": False, "updated_us": at}
+                for n, p in enumerate(change.ranked, start=1)
+            ]
+            rows += [
+                {"municipality": change.municipality, "provider": p, "rank": None, "excluded": True, "updated_us": at}
+                for p in change.excluded
+            ]
+            if rows:
+                conn.execute(insert(routing_preferences), rows)
+            note(conn, actor, action, change.describe())
+
+    return op
+
+
+def set_weights(changes: dict[str, float | None], actor: str) -> Callable[[Connection], None]:
+    """Set or (None) clear operator weights, in one transaction, audited."""
+
+    def op(conn: Connection) -> None:
+        at = now_us()
+        for provider, weight in sorted(changes.items()):
+            conn.execute(delete(routing_weights).where(routing_weights.c.provider == provider))
+            if weight is not None:
+                conn.execute(insert(routing_weights).values(provider=provider, weight=weight, updated_us=at))
+        detail = ", ".join(f"{p}={'configured' if w is None else f'{w:g}'}" for p, w in sorted(changes.items()))
+        note(conn, actor, "set_weights", detail)
+
+    return op
+
+
+def weights() -> Callable[[Connection], dict[str, float]]:
+    def op(conn: Connection) -> dict[str, float]:
+        return {r.provider: r.weight for r in conn.execute(select(routing_weights))}
+
+    return op
+
+
+def note(conn: Connection, actor: str, action: str, detail: str) -> None:
+    """One line of the routing audit log."""
+    conn.execute(insert(routing_audit).values(actor=actor, action=action, detail=detail, at_us=now_us()))
+
+
+def stale_meters(older_than_us: int, limit: int) -> Callable[[Connection], list[str]]:
+    """Meters no provider has said anything about for `older_than_us`, longest-unheard first."""
+
+    def op(conn: Connection) -> list[str]:
+        newest = func.max(meter_contracts.c.learned_us)
+        query = (
+            select(meter_contracts.c.meter_id)
+            .group_by(meter_contracts.c.meter_id)
+            .having(newest < now_us() - older_than_us)
+            .order_by(newest)
+            .limit(limit)
+        )
+        return [r.meter_id for r in conn.execute(query)]
 
     return op
 

@@ -42,6 +42,7 @@ CAPABILITY_OF = {
     ops.CONFIRMATION: "advice",
     ops.REVERSAL: "advice",
 }
+FLEET_AREAS = frozenset(area["code"] for area in FLEET["municipalities"].values())
 CURRENCY = "710"
 MODES = ("normal", "unavailable", "hang", "garbage")
 _encode = msgspec.json.Encoder().encode
@@ -158,7 +159,7 @@ class Simulator:
 
     async def handle(self, operation: Operation, request: Request) -> Response:
         if self.config.mode != "normal":
-            interrupted = await self._fault_mode()
+            interrupted = await self.fault_answer()
             if interrupted is not None:
                 return interrupted
         if self.config.latency_ms:
@@ -356,7 +357,7 @@ class Simulator:
         reply = error_reply(status, error_type, message, operation, message_id, original_id=original_id, detail=detail)
         return Response(reply.body, status, media_type="application/json")
 
-    async def _fault_mode(self) -> Response | None:
+    async def fault_answer(self) -> Response | None:
         mode = self.config.mode
         if mode == "unavailable":
             return Response(
@@ -395,11 +396,17 @@ class Simulator:
             "tst011Delay": "tst011_delay",
             "mode": "mode",
         }
-        unknown = set(changes) - set(names)
+        unknown = set(changes) - set(names) - {"municipalities"}
         if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; known {sorted(names)}")
+            raise ValueError(f"unknown settings {sorted(unknown)}; known {sorted([*names, 'municipalities'])}")
         if "mode" in changes and changes["mode"] not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        coverage = changes.pop("municipalities", self.config.municipalities)
+        if coverage is not None and not (
+            isinstance(coverage, list | frozenset) and all(c in FLEET_AREAS for c in coverage)
+        ):
+            raise ValueError(f"municipalities must be a list of codes from {sorted(FLEET_AREAS)}")
+        self.config.municipalities = None if coverage is None else frozenset(coverage)
         for key, value in changes.items():
             setattr(self.config, names[key], value if key == "mode" else float(value))
         self._mode_changed.set()
@@ -416,6 +423,11 @@ def build_app(config: SimulatorConfig) -> Starlette:
         return handle
 
     async def health(_request: Request) -> Response:
+        """Up unless switched to "unavailable" (503) or "hang" (no answer while it lasts)."""
+        if config.mode in ("unavailable", "hang"):
+            interrupted = await simulator.fault_answer()
+            if interrupted is not None:
+                return interrupted
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     async def ledger(_request: Request) -> Response:
@@ -482,6 +494,7 @@ def fleet_switch_config(configs: list[SimulatorConfig], base_url: str) -> str:
         capabilities = ", ".join(f'"{c}"' for c in sorted(config.capabilities or ()))
         blocks.append(
             f'[[providers]]\nname = "{config.name}"\nkind = "ppu_v3"\nbase_url = "{base_url}/{config.name}"\n'
+            f'health_url = "{base_url}/{config.name}/health"\n'
             f"capabilities = [{capabilities}]\n"
         )
     return "\n".join(blocks)

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -158,6 +159,15 @@ routing_preferences = Table(
     Column("provider", String(40), primary_key=True),
     Column("rank", Integer, nullable=True),
     Column("excluded", Boolean, nullable=False, default=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+routing_weights = Table(
+    "routing_weights",
+    metadata,
+    # An operator's load-balancing weight for a provider; overrides the configured one.
+    Column("provider", String(40), primary_key=True),
+    Column("weight", Float, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
 )
 

@@ -1,4 +1,4 @@
-"""routing: contract table, preferences, audit
+"""routing: contract table, preferences, weights, audit
 
 Revision ID: 0002
 Revises: 0001
@@ -42,9 +42,17 @@ def upgrade() -> None:
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("municipality", "provider", name=op.f("pk_routing_preferences")),
     )
+    op.create_table(
+        "routing_weights",
+        sa.Column("provider", sa.String(length=40), nullable=False),
+        sa.Column("weight", sa.Float(), nullable=False),
+        sa.Column("updated_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("provider", name=op.f("pk_routing_weights")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("routing_weights")
     op.drop_table("routing_preferences")
     op.drop_table("routing_audit")
     op.drop_table("meter_contracts")
