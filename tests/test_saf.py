@@ -60,13 +60,22 @@ def wait_for(check, seconds: float = 15.0):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
-def start_rig(folder: Path, database_url: str, *, in_server: bool, capabilities: str = "", saf_extra: str = "") -> Rig:
+def start_rig(
+    folder: Path,
+    database_url: str,
+    *,
+    in_server: bool,
+    capabilities: str = "",
+    saf_extra: str = "",
+    read_timeout: float = 1.0,
+) -> Rig:
     sim_port, port = free_port(), free_port()
     config = folder / "xhuma.toml"
     config.write_text(
-        f'[[providers]]\nname = "sim"\nbase_url = "http://127.0.0.1:{sim_port}"\nread_timeout = 1.0\n{capabilities}\n'
+        f'[[providers]]\nname = "sim"\nbase_url = "http://127.0.0.1:{sim_port}"\n'
+        f"read_timeout = {read_timeout}\n{capabilities}\n"
         f"[saf]\nin_server = {'true' if in_server else 'false'}\nbase_delay_seconds = 0.05\nmax_delay_seconds = 0.2\n"
-        f"lease_seconds = 2\npoll_seconds = 0.05\n{saf_extra}"
+        f"lease_seconds = {read_timeout + 1}\npoll_seconds = 0.05\n{saf_extra}"
     )
     env = process_env(XHUMA_DATABASE_URL=database_url, XHUMA_CONFIG=str(config))
     simulator = Server(["simulate", "ppu", "--port", str(sim_port), "--seed", "3"], sim_port, env, folder / "sim.log")
@@ -149,7 +158,8 @@ def test_admin_api_needs_the_admin_role(rig: Rig) -> None:
 
 
 def test_a_killed_worker_s_entry_is_delivered_by_another(fresh_database_url: str, tmp_path: Path) -> None:
-    rig = start_rig(tmp_path, fresh_database_url, in_server=False)
+    # The read timeout leaves the kill below seconds to land while the delivery is in flight.
+    rig = start_rig(tmp_path, fresh_database_url, in_server=False, read_timeout=4.0)
     workers: list[subprocess.Popen[bytes]] = []
     try:
         purchase, answer = rig.retailer.purchase("12345678904", 5000)
