@@ -51,9 +51,10 @@ class Fleet:
 
 @contextmanager
 def running_fleet(
-    database_url: str, folder: Path, *, switch_settings: str = "", provider_settings: str = ""
+    database_url: str, folder: Path, *, switch_settings: str = "", provider_settings: str = "", sections: str = ""
 ) -> Iterator[Fleet]:
-    """`switch_settings` go under [switch]; `provider_settings` into every [[providers]] block."""
+    """`switch_settings` go under [switch]; `provider_settings` into every [[providers]] block;
+    `sections` (whole tables, e.g. [saf]) at the end."""
     port, switch_port = free_port(), free_port()
     providers = folder / "providers.toml"
     env = process_env(XHUMA_DATABASE_URL=database_url)
@@ -65,7 +66,7 @@ def running_fleet(
     )
     blocks = providers.read_text().replace('kind = "ppu_v3"\n', 'kind = "ppu_v3"\n' + provider_settings)
     config = folder / "xhuma.toml"
-    config.write_text(f"[switch]\nbroadcast_timeout_seconds = 1.5\n{switch_settings}\n" + blocks)
+    config.write_text(f"[switch]\nbroadcast_timeout_seconds = 1.5\n{switch_settings}\n" + blocks + "\n" + sections)
     env["XHUMA_CONFIG"] = str(config)
     xhuma("clients", "add", "--username", "till", "--password", "pw", "--client-id", "r1", env=env)
     xhuma(

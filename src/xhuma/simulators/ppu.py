@@ -77,7 +77,7 @@ class Sale:
 class Ledger:
     sales: dict[str, Sale] = field(default_factory=dict)
     last_sale_by_meter: dict[str, str] = field(default_factory=dict)
-    advices: dict[str, dict[str, str]] = field(default_factory=dict)
+    advices: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen: dict[str, set[str]] = field(default_factory=dict)
     key_changes: set[str] = field(default_factory=set)
 
@@ -246,11 +246,17 @@ class Simulator:
                 404, "UNABLE_TO_LOCATE_RECORD", "Unknown request", operation, message.id, original_id=message.request_id
             )
         if message.id in self.ledger.advices:
+            self.ledger.advices[message.id]["deliveries"] += 1  # so tests can see a repeat
             return self._error(
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
         kind = {ops.CONFIRMATION: "confirmation", ops.REVERSAL: "reversal"}.get(operation, "key_change_confirmation")
-        self.ledger.advices[message.id] = {"id": message.id, "kind": kind, "requestId": message.request_id}
+        self.ledger.advices[message.id] = {
+            "id": message.id,
+            "kind": kind,
+            "requestId": message.request_id,
+            "deliveries": 1,
+        }
         return self._json(202, raw)
 
     def _reprint(self, message: Any, raw: dict[str, Any]) -> Response:
