@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support import Retailer, Server, free_port, process_env, xhuma
-from xhuma.domain.delivery import Answer, Verdict, backoff_seconds, ppu_advice_verdict, ppu_retry_verdict
+from xhuma.domain.delivery import Answer, Verdict, advice_verdict, backoff_seconds, retry_verdict
 from xhuma.domain.outcomes import Outcome
 from xhuma.saf import queue
 from xhuma.saf.worker import SafSettings
@@ -236,27 +236,27 @@ def test_processing_windows() -> None:
 
 
 @pytest.mark.parametrize(
-    ("operation", "answer", "verdict"),
+    ("reversal", "answer", "verdict"),
     [
-        ("confirmTokenPurchase", Answer(Outcome.SUCCESSFUL, 202, None), Verdict.DELIVERED),
-        ("confirmTokenPurchase", Answer(Outcome.UNKNOWN, None, None), Verdict.REPEAT),
-        ("confirmTokenPurchase", Answer(Outcome.UNKNOWN, 500, "GENERAL_ERROR"), Verdict.REPEAT),
-        ("confirmTokenPurchase", Answer(Outcome.FAILED, 503, None), Verdict.REPEAT),
-        ("confirmTokenPurchase", Answer(Outcome.FAILED, None, None, reached=False), Verdict.REPEAT),
-        ("confirmTokenPurchase", Answer(Outcome.FAILED, 400, "DUPLICATE_RECORD"), Verdict.DELIVERED),
-        ("confirmTokenPurchase", Answer(Outcome.FAILED, 400, "FORMAT_ERROR"), Verdict.STOP),
-        ("confirmTokenPurchase", Answer(Outcome.FAILED, 404, "UNABLE_TO_LOCATE_RECORD"), Verdict.STOP),
-        ("reverseTokenPurchase", Answer(Outcome.FAILED, 404, "UNABLE_TO_LOCATE_RECORD"), Verdict.REPEAT),
-        ("reverseTokenPurchase", Answer(Outcome.FAILED, 501, None), Verdict.STOP),
+        (False, Answer(Outcome.SUCCESSFUL, 202, None), Verdict.DELIVERED),
+        (False, Answer(Outcome.UNKNOWN, None, None), Verdict.REPEAT),
+        (False, Answer(Outcome.UNKNOWN, 500, "GENERAL_ERROR"), Verdict.REPEAT),
+        (False, Answer(Outcome.FAILED, 503, None), Verdict.REPEAT),
+        (False, Answer(Outcome.FAILED, None, None, reached=False), Verdict.REPEAT),
+        (False, Answer(Outcome.FAILED, 400, "DUPLICATE_RECORD"), Verdict.DELIVERED),
+        (False, Answer(Outcome.FAILED, 400, "FORMAT_ERROR"), Verdict.STOP),
+        (False, Answer(Outcome.FAILED, 404, "UNABLE_TO_LOCATE_RECORD"), Verdict.STOP),
+        (True, Answer(Outcome.FAILED, 404, "UNABLE_TO_LOCATE_RECORD"), Verdict.REPEAT),
+        (True, Answer(Outcome.FAILED, 501, None), Verdict.STOP),
     ],
 )
-def test_advice_verdicts(operation: str, answer: Answer, verdict: Verdict) -> None:
-    assert ppu_advice_verdict(operation, answer) is verdict
+def test_advice_verdicts(reversal: bool, answer: Answer, verdict: Verdict) -> None:
+    assert advice_verdict(answer, reversal=reversal) is verdict
 
 
 def test_retry_verdicts() -> None:
-    assert ppu_retry_verdict(Answer(Outcome.FAILED, 400, "INVALID_AMOUNT")) is Verdict.DELIVERED
-    assert ppu_retry_verdict(Answer(Outcome.UNKNOWN, 504, None)) is Verdict.REPEAT
+    assert retry_verdict(Answer(Outcome.FAILED, 400, "INVALID_AMOUNT")) is Verdict.DELIVERED
+    assert retry_verdict(Answer(Outcome.UNKNOWN, 504, None)) is Verdict.REPEAT
 
 
 def test_backoff_grows_within_its_cap() -> None:

@@ -102,3 +102,13 @@ def _leaf(value: Any, model: Any, path: str) -> list[FieldError]:
         message = str(exc).split(" - at `", 1)[0]
         return [FieldError(field=path or "$", error=message, invalid_value=value)]
     return []
+
+
+def raw_id(body: bytes) -> str | None:
+    """The id of a message we could not validate, when one can be read, for the error body."""
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    found = value.get("id") if isinstance(value, dict) else None
+    return found[:36] if isinstance(found, str) else None

@@ -31,8 +31,9 @@ class Answer:
     """False when the connection was never made."""
 
 
-def ppu_advice_verdict(operation: str, answer: Answer) -> Verdict:
-    """PPU confirmations and reversals: repeat until 2xx or a final refusal (§1.4, §9.2).
+def advice_verdict(answer: Answer, *, reversal: bool) -> Verdict:
+    """Confirmations and reversals (PPU and SUV alike): repeat until 2xx or a final refusal
+    (§1.4, §9.2).
 
     503 is "failed" in the interface's table, but an advice must still arrive, so it is
     repeated. A duplicate means the provider already has the advice. A reversal the provider
@@ -45,13 +46,13 @@ def ppu_advice_verdict(operation: str, answer: Answer) -> Verdict:
         return Verdict.REPEAT
     if answer.error_type == "DUPLICATE_RECORD":
         return Verdict.DELIVERED
-    if answer.status == 404 and operation == "reverseTokenPurchase":
+    if answer.status == 404 and reversal:
         return Verdict.REPEAT
     return Verdict.STOP
 
 
-def ppu_retry_verdict(answer: Answer) -> Verdict:
-    """A follow-up retry of a purchase whose outcome was unknown: any final answer, approval or
+def retry_verdict(answer: Answer) -> Verdict:
+    """A follow-up retry of a purchase (or voucher provision) whose outcome was unknown: any final answer, approval or
     decline, is what we were after; only an unknown one is asked again."""
     if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
         return Verdict.REPEAT

@@ -7,18 +7,15 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from xhuma.domain.delivery import Answer, Verdict, ppu_advice_verdict, ppu_retry_verdict
-from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import Kind, State
+from xhuma.domain.delivery import Verdict, advice_verdict, retry_verdict
+from xhuma.domain.transactions import Kind
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.switch import PpuSwitch
-from xhuma.providers.base import UpstreamCall
 from xhuma.saf.queue import QueuedEntry
-from xhuma.saf.worker import Attempt
+from xhuma.saf.worker import Attempt, send_entry
 from xhuma.storage import journal
-from xhuma.storage.db import now_us
-from xhuma.storage.tables import messages, transactions
+from xhuma.storage.tables import messages
 from xhuma.validation import decode
 
 QUEUE_PREFIX = "ppu:"
@@ -41,35 +38,19 @@ class PpuDeliverer:
         operation = BY_NAME.get(entry.operation)
         if adapter is None or operation is None:
             return Attempt(Verdict.REPEAT, None, f"no provider or operation for {entry.queue} {entry.operation}", [])
-        call = UpstreamCall(operation, entry.method, entry.url, entry.body.encode())
-        sent = journal.Message(
-            "upstream", "request", operation.name, entry.body, now_us(), entry.method, entry.url, peer=adapter.name
-        )
-        answer = await adapter.send(call)
-        got = journal.Message(
-            "upstream",
-            "response",
-            operation.name,
-            answer.body.decode("utf-8", "replace") or answer.transport_error,
-            now_us(),
-            entry.method,
-            entry.url,
-            answer.status,
-            answer.elapsed_us,
-            adapter.name,
-        )
-        judged = Answer(answer.outcome, answer.status, answer.error_type, answer.delivered)
-        error = answer.transport_error or (
-            None if answer.outcome is Outcome.SUCCESSFUL else f"HTTP {answer.status} {answer.error_type or ''}".strip()
-        )
+        sent = await send_entry(adapter, operation, entry)
+        answer = sent.answer
         if operation is ops.RETRY:
-            verdict = ppu_retry_verdict(judged)
+            verdict = retry_verdict(sent.judged)
 
             def apply(conn: Connection) -> None:
                 self.apply_retrieved_outcome(conn, entry.tx_id, answer)
 
-            return Attempt(verdict, answer.status, error, [sent, got], apply if verdict is Verdict.DELIVERED else None)
-        return Attempt(ppu_advice_verdict(operation.name, judged), answer.status, error, [sent, got])
+            return Attempt(
+                verdict, answer.status, sent.error, sent.messages, apply if verdict is Verdict.DELIVERED else None
+            )
+        verdict = advice_verdict(sent.judged, reversal=operation is ops.REVERSAL)
+        return Attempt(verdict, answer.status, sent.error, sent.messages)
 
     def apply_retrieved_outcome(self, conn: Connection, tx_id: str, answer: Any) -> None:
         """Turn a retrieved upstream answer into the purchase's outcome and stored retail answer,
@@ -93,26 +74,9 @@ class PpuDeliverer:
 
 
 def recover_stale_purchases(switch: PpuSwitch, older_than_us: int) -> Any:
-    """Purchases left `sent_upstream` by a process that died before it heard the answer: mark
-    them unknown and queue their retrieval. Runs in every worker; SKIP LOCKED keeps two workers
-    from taking the same row."""
+    """Purchases a dead process left in flight: their outcome is retrieved."""
 
-    def op(conn: Connection) -> int:
-        query = (
-            select(transactions.c.id, transactions.c.provider, transactions.c.upstream_request)
-            .where(
-                transactions.c.kind == Kind.PURCHASE,
-                transactions.c.state == State.SENT_UPSTREAM,
-                transactions.c.updated_us < now_us() - older_than_us,
-            )
-            .limit(100)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
-        for row in rows:
-            journal.record_outcome(row.id, Outcome.UNKNOWN, [])(conn)
-            switch.queue_follow_up(conn, row.id, row.provider, row.upstream_request)
-        return len(rows)
+    def follow_up(conn: Connection, row: Any) -> None:
+        switch.queue_follow_up(conn, row.id, row.provider, row.upstream_request)
 
-    return op
+    return journal.recover_stale(Kind.PURCHASE, older_than_us, follow_up)

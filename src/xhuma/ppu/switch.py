@@ -11,7 +11,6 @@ Money-safety rules that shape this module:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, select
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+from xhuma.echo import echo, restamp
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
@@ -32,7 +32,7 @@ from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, write_messages
 from xhuma.storage.tables import saf_entries
-from xhuma.validation import FieldError, InvalidMessage, decode
+from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -100,16 +100,6 @@ def format_error(operation: Operation, message_id: str | None, errors: list[Fiel
     )
 
 
-def _raw_id(body: bytes) -> str | None:
-    """The id of a message we could not validate, when one can be read, for the error body."""
-    with contextlib.suppress(msgspec.DecodeError):
-        value = _decode(body)
-        found = value.get("id") if isinstance(value, dict) else None
-        if isinstance(found, str):
-            return found[:36]
-    return None
-
-
 class PpuSwitch:
     def __init__(
         self, journal: Journal, router: Router, institution: Institution, *, broadcast_timeout: float = 10.0
@@ -128,7 +118,7 @@ class PpuSwitch:
         try:
             message = decode(body, operation.request_model)
         except InvalidMessage as exc:
-            return format_error(operation, _raw_id(body), exc.errors)
+            return format_error(operation, raw_id(body), exc.errors)
 
         mismatch = self._path_mismatch(operation, path, message)
         if mismatch:
@@ -532,36 +522,10 @@ class PpuSwitch:
 
     def _echo(self, payload: dict[str, Any], message: Any, tx_id: str) -> dict[str, Any]:
         """The provider's answer with our retailer's own echo fields put back (§1.6)."""
-        body = dict(payload)
-        request = msgspec.to_builtins(message)
-        for name in wire.ECHO_FIELDS:
-            if name in request:
-                body[name] = request[name]
-            else:
-                body.pop(name, None)
-        identifiers = [*request["thirdPartyIdentifiers"], self._our_identifier(tx_id)]
-        seen = {entry.get("institutionId") for entry in identifiers}
-        for entry in payload.get("thirdPartyIdentifiers") or []:
-            if isinstance(entry, dict) and entry.get("institutionId") not in seen:
-                identifiers.append(entry)
-        body["thirdPartyIdentifiers"] = identifiers
-        return body
+        return echo(payload, msgspec.to_builtins(message), self._our_identifier(tx_id))
 
     def _restamp(self, stored: str, message: Any) -> bytes:
-        """A journalled retail answer, re-addressed to a retry or reprint's own echo fields."""
-        body = _decode(stored)
-        request = msgspec.to_builtins(message)
-        if "errorType" in body:
-            body["id"] = message.id
-            return _encode(body)
-        ours = [e for e in body.get("thirdPartyIdentifiers", []) if e not in request["thirdPartyIdentifiers"]]
-        for name in wire.ECHO_FIELDS:
-            if name in request:
-                body[name] = request[name]
-            else:
-                body.pop(name, None)
-        body["thirdPartyIdentifiers"] = [*request["thirdPartyIdentifiers"], *ours]
-        return _encode(body)
+        return _encode(restamp(_decode(stored), msgspec.to_builtins(message), message.id))
 
     # --- retries and reprints ---------------------------------------------------------------
 

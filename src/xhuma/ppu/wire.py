@@ -133,17 +133,6 @@ class Transaction(Wire, kw_only=True):
     rrn: str | None = None
 
 
-ECHO_FIELDS = (
-    "id",
-    "time",
-    "originator",
-    "client",
-    "settlementEntity",
-    "receiver",
-    "thirdPartyIdentifiers",
-)
-
-
 class MeterLookupRequest(Transaction, kw_only=True):
     meter: Meter
 

@@ -13,8 +13,19 @@ from typing import Any, Protocol
 from xhuma.domain.outcomes import Outcome
 from xhuma.ppu.operations import Operation
 
-CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change"})
-"""What a provider may or may not do beyond lookups and purchases, which all of them do."""
+CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change", "redemption", "refund"})
+"""What a provider may or may not do beyond lookups and purchases (or voucher provisions),
+which all of them do."""
+
+
+class WireOperation(Protocol):
+    """An interface operation as the HTTP client needs to know it (PPU's and SUV's both are)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def success_status(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class ProviderConfig:
 class UpstreamCall:
     """One request exactly as it will go on the wire."""
 
-    operation: Operation
+    operation: WireOperation
     method: str
     url: str
     body: bytes

@@ -15,7 +15,9 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from xhuma.domain.delivery import Verdict, backoff_seconds
+from xhuma.domain.delivery import Answer, Verdict, backoff_seconds
+from xhuma.domain.outcomes import Outcome
+from xhuma.providers.base import UpstreamAnswer, UpstreamCall, WireOperation
 from xhuma.saf.queue import QueuedEntry, Settlement, claim, settle, worker_identity
 from xhuma.storage.db import Database, now_us
 from xhuma.storage.journal import Message
@@ -30,6 +32,48 @@ class Attempt:
     error: str | None
     messages: list[Message]
     on_final: Callable[[Connection], None] | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One queued message sent to a provider: the answer, judged, and both messages to journal."""
+
+    answer: UpstreamAnswer
+    judged: Answer
+    error: str | None
+    messages: list[Message]
+
+
+async def send_entry(adapter: Sender, operation: WireOperation, entry: QueuedEntry) -> Sent:
+    call = UpstreamCall(operation, entry.method, entry.url, entry.body.encode())
+    sent = Message(
+        "upstream", "request", operation.name, entry.body, now_us(), entry.method, entry.url, peer=adapter.name
+    )
+    answer = await adapter.send(call)
+    got = Message(
+        "upstream",
+        "response",
+        operation.name,
+        answer.body.decode("utf-8", "replace") or answer.transport_error,
+        now_us(),
+        entry.method,
+        entry.url,
+        answer.status,
+        answer.elapsed_us,
+        adapter.name,
+    )
+    error = answer.transport_error or (
+        None if answer.outcome is Outcome.SUCCESSFUL else f"HTTP {answer.status} {answer.error_type or ''}".strip()
+    )
+    judged = Answer(answer.outcome, answer.status, answer.error_type, answer.delivered)
+    return Sent(answer, judged, error, [sent, got])
+
+
+class Sender(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, call: UpstreamCall) -> UpstreamAnswer: ...
 
 
 class Deliverer(Protocol):

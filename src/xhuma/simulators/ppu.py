@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from xhuma.echo import ECHO_FIELDS
 from xhuma.httpserver import run_asgi
 from xhuma.ppu import operations as ops
-from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.ppu.switch import error_reply
 from xhuma.simulators.tokens import make_token
@@ -338,7 +338,7 @@ class Simulator:
 
     def _echo(self, raw: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         """The interface's echo rule: the request's own fields come back as they were sent."""
-        body = {name: raw[name] for name in wire.ECHO_FIELDS if name in raw}
+        body = {name: raw[name] for name in ECHO_FIELDS if name in raw}
         body["thirdPartyIdentifiers"] = [
             *raw.get("thirdPartyIdentifiers", []),
             {"institutionId": self.config.name, "transactionIdentifier": self._ref()},

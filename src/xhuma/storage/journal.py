@@ -131,7 +131,8 @@ SET_PROVIDER = Prepared(
 )
 
 
-def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
+def insert_if_new(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert a transaction row; False when its retail id is already taken in its id space."""
     row = {name: values.get(name) for name in TRANSACTION_COLUMNS}
     return INSERT_TRANSACTION.execute(conn, row).fetchone() is not None
 
@@ -147,7 +148,7 @@ def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[
     def op(conn: Connection) -> bool:
         at = now_us()
         values = {**vars(tx), "id_space": tx.id_space, "created_us": at, "updated_us": at}
-        if not _insert_ignoring_duplicates(conn, values):
+        if not insert_if_new(conn, values):
             return False
         write_messages(conn, tx.id, items)
         return True
@@ -282,7 +283,7 @@ def accept_advice(
             "created_us": at,
             "updated_us": at,
         }
-        if not _insert_ignoring_duplicates(conn, values):
+        if not insert_if_new(conn, values):
             return AdviceResult.DUPLICATE, parent_row
         write_messages(conn, advice.id, items)
         new_state = after_advice(State(parent_row["state"]), advice.kind)
@@ -290,6 +291,32 @@ def accept_advice(
             SET_STATE.execute(conn, {"tx_id": parent_row["id"], "state": new_state, "updated_us": at})
         then(conn, parent_row)
         return AdviceResult.ACCEPTED, parent_row
+
+    return op
+
+
+def recover_stale(kind: Kind, older_than_us: int, follow_up: Callable[[Connection, Any], None]) -> Any:
+    """Requests of `kind` left `sent_upstream` by a process that died before it heard the
+    answer: mark them unknown and let `follow_up` queue their retrieval (or record why it
+    cannot be). Runs in every worker; SKIP LOCKED keeps two workers from taking the same row."""
+
+    def op(conn: Connection) -> int:
+        query = (
+            select(transactions.c.id, transactions.c.provider, transactions.c.upstream_request)
+            .where(
+                transactions.c.kind == kind,
+                transactions.c.state == State.SENT_UPSTREAM,
+                transactions.c.updated_us < now_us() - older_than_us,
+            )
+            .limit(100)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        for row in rows:
+            record_outcome(row.id, Outcome.UNKNOWN, [])(conn)
+            follow_up(conn, row)
+        return len(rows)
 
     return op
 
