@@ -18,9 +18,10 @@ from xhuma.simulators.tokens import make_token, verify_token
 def test_demo_runs_a_purchase_through_the_switch_and_prints_the_slip(tmp_path: Path) -> None:
     env = process_env(XHUMA_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}")
     env.pop("XHUMA_CONFIG", None)
-    port, sim_port = free_port(), free_port()
+    port, sim_port, voucher_port = free_port(), free_port(), free_port()
+    ports = ["--port", str(port), "--simulator-port", str(sim_port), "--voucher-port", str(voucher_port)]
     result = subprocess.run(
-        [sys.executable, "-m", "xhuma", "demo", "--once", "--port", str(port), "--simulator-port", str(sim_port)],
+        [sys.executable, "-m", "xhuma", "demo", "--once", *ports],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -32,6 +33,8 @@ def test_demo_runs_a_purchase_through_the_switch_and_prints_the_slip(tmp_path: P
     (grouped,) = re.findall(r"^\s+(\d{4} \d{4} \d{4} \d{4} \d{4})\s*$", result.stdout, re.MULTILINE)
     assert verify_token(grouped.replace(" ", ""))
     assert f"http://127.0.0.1:{port}/openapi.json" in result.stdout
+    assert "voucher issue  HTTP 201" in result.stdout
+    assert re.search(r"^voucher\s+\d{16} \(serial VOUCHERS\d{10}\)", result.stdout, re.MULTILINE)
     reference = re.search(r"xhuma tx show (\S+)", result.stdout)
     assert reference is not None
     shown = subprocess.run(

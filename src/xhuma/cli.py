@@ -68,13 +68,14 @@ def serve(
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port of the switch's retail API.")] = 8080,
-    simulator_port: Annotated[int, typer.Option(help="Port of the simulated provider.")] = 8090,
+    simulator_port: Annotated[int, typer.Option(help="Port of the simulated PPU provider.")] = 8090,
+    voucher_port: Annotated[int, typer.Option(help="Port of the simulated voucher provider.")] = 8091,
     once: Annotated[bool, typer.Option(help="Stop after the sample flow instead of serving on.")] = False,
 ) -> None:
-    """Start a simulated provider and the switch, run one purchase through them, keep serving."""
+    """Start simulated providers and the switch, run a purchase and a voucher through them, keep serving."""
     from xhuma.demo import run_demo
 
-    raise typer.Exit(run_demo(port, simulator_port, once=once))
+    raise typer.Exit(run_demo(port, simulator_port, voucher_port, once=once))
 
 
 @db_app.command("upgrade")
@@ -280,6 +281,25 @@ def simulate_ppu(
         host,
         port,
     )
+
+
+@simulate_app.command("vouchers")
+def simulate_vouchers(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8091,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="Provider name used in its identifiers.")] = "vouchr",
+    kind: Annotated[str, typer.Option(help="full, or stellr (no advices, retries, redemptions, refunds).")] = "full",
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per request.")] = 0.0,
+    lose_responses: Annotated[int, typer.Option(help="Issue the next N vouchers, then never answer.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A voucher provider speaking the Single Use Voucher interface v1."""
+    from xhuma.simulators.vouchers import KINDS, VoucherSimConfig, run
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"one of {', '.join(KINDS)}", param_hint="--kind")
+    config = VoucherSimConfig(name=name, kind=kind, latency_ms=latency_ms, lose_responses=lose_responses, seed=seed)
+    run(config, host, port)
 
 
 # --- store-and-forward -----------------------------------------------------------------------
@@ -651,3 +671,144 @@ def routing_audit(config: ConfigOption = None) -> None:
 
     for r in _database(config).run_sync(contracts.audit()):
         console.print(f"{_when(r['at_us'])} UTC  {r['actor']}  {r['action']}  {r['detail']}", markup=False)
+
+
+vouchers_app = typer.Typer(help="Digital vouchers issued through the switch.", no_args_is_help=True)
+app.add_typer(vouchers_app, name="vouchers")
+
+
+@vouchers_app.command("exposure")
+def vouchers_exposure(
+    state: Annotated[str, typer.Option(help="open, resolved, or all.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Vouchers a provider may have issued that the retailer did not get or undid: what the
+    retailer may owe, for mark-up/mark-off reconciliation with the provider."""
+    from xhuma.vouchers import store
+
+    rows = _database(config).run_sync(store.exposure(None if state == "all" else state))
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("id", "retail id", "client", "product", "provider", "amount", "voucher", "reason", "state", "since")
+    for r in rows:
+        amount = f"{r['amount'] / 100:.2f}" if r["amount"] is not None else ""
+        table.add_row(
+            str(r["id"]),
+            r["retail_id"],
+            r["client_id"],
+            r["product_code"],
+            r["provider"],
+            amount,
+            r["code"] or "(unknown)",
+            r["reason"],
+            r["state"],
+            _when(r["created_us"]),
+        )
+    console.print(table)
+    total = sum(r["amount"] or 0 for r in rows)
+    console.print(f"{len(rows)} vouchers, {total / 100:.2f} in all")
+
+
+@vouchers_app.command("settle")
+def vouchers_settle(
+    exposure_id: Annotated[int, typer.Argument(help="The exposure's id (from `xhuma vouchers exposure`).")],
+    note: Annotated[str, typer.Option(help="How it was settled, e.g. 'marked off with Stellr, ref 123'.")],
+    config: ConfigOption = None,
+) -> None:
+    """Close an exposure once it is marked up or off with the provider."""
+    from xhuma.vouchers import store
+
+    if not note.strip():
+        raise typer.BadParameter("say how it was settled", param_hint="--note")
+    if not _database(config).run_sync(store.settle_exposure(exposure_id, note)):
+        typer.echo(f"no open exposure {exposure_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"exposure {exposure_id} settled")
+
+
+catalogue_app = typer.Typer(help="The voucher product catalogue of each client.", no_args_is_help=True)
+app.add_typer(catalogue_app, name="catalogue")
+ClientOption = Annotated[str, typer.Option("--client", help="The client id whose catalogue it is.")]
+
+
+@catalogue_app.command("import")
+def catalogue_import(
+    path: Annotated[Path, typer.Argument(help="A .csv (one row per provider mapping) or .json file.")],
+    client: ClientOption,
+    replace: Annotated[bool, typer.Option(help="Remove the client's products the file does not list.")] = False,
+    actor: Annotated[str, typer.Option(help="Who makes the change, for the change log.")] = "cli",
+    config: ConfigOption = None,
+) -> None:
+    """Import products, checked whole first: one bad line and nothing is applied."""
+    from xhuma.vouchers import catalogue, catalogue_store
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        products = catalogue.products_from_json(text) if path.suffix == ".json" else catalogue.products_from_csv(text)
+    except catalogue.CatalogueError as exc:
+        for p in exc.problems:
+            typer.echo(f"{path}: {p.where}: {p.field}: {p.error}", err=True)
+        raise typer.Exit(1) from None
+    done = _database(config).run_sync(catalogue_store.import_products(client, products, actor, replace=replace))
+    typer.echo(
+        f"{client}: {done['added']} added, {done['changed']} changed, {done['removed']} removed; "
+        f"catalogue version {done['version']}"
+    )
+
+
+@catalogue_app.command("list")
+def catalogue_list(
+    client: ClientOption,
+    as_csv: Annotated[bool, typer.Option("--csv", help="In the import layout.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The client's products and the providers that issue each."""
+    from xhuma.vouchers import catalogue, catalogue_store
+
+    products = _database(config).run_sync(catalogue_store.products(client))
+    if as_csv:
+        typer.echo(catalogue.to_csv(products), nl=False)
+        return
+    table = Table("code", "name", "type", "value", "valid", "providers (by rank)")
+    for p in products:
+        value = f"{p.amount / 100:.2f}" if p.fixed_value and p.amount is not None else ""
+        if not p.fixed_value and p.min_amount is not None and p.max_amount is not None:
+            value = f"{p.min_amount / 100:.2f}-{p.max_amount / 100:.2f}"
+        valid = f"{p.valid_from or ''}..{p.valid_to or ''}" if p.valid_from or p.valid_to else "always"
+        issuers = ", ".join(f"{m.provider}:{m.provider_product_code}" for m in p.mappings)
+        table.add_row(p.code, p.name, p.product_type, value, valid, issuers)
+    console.print(table)
+
+
+@catalogue_app.command("remove")
+def catalogue_remove(
+    product_code: Annotated[str, typer.Argument(help="The client's product code.")],
+    client: ClientOption,
+    actor: Annotated[str, typer.Option(help="Who makes the change.")] = "cli",
+    config: ConfigOption = None,
+) -> None:
+    from xhuma.vouchers import catalogue_store
+
+    if not _database(config).run_sync(catalogue_store.remove_product(client, product_code, actor)):
+        typer.echo(f"{client} has no product {product_code}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{client}: {product_code} removed")
+
+
+@catalogue_app.command("changes")
+def catalogue_changes(
+    client: ClientOption,
+    since: Annotated[int, typer.Option(help="Catalogue version to list changes after.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """The change log: what was added, changed or removed after a version."""
+    from xhuma.vouchers import catalogue_store
+
+    for change in _database(config).run_sync(catalogue_store.changes_since(client, since)):
+        when = _when(change["atUs"])
+        typer.echo(
+            f"{change['version']:>6}  {when}  {change['action']:<8} {change['productCode']}  by {change['actor']}"
+        )

@@ -1,8 +1,10 @@
-"""`xhuma demo`: the whole switch on one machine, as real processes, with one sample purchase.
+"""`xhuma demo`: the whole switch on one machine, as real processes, with one sample purchase
+and one voucher.
 
-It starts a simulated provider and the switch as child processes, adds a demo credential,
-sends lookup -> purchase -> confirm through the switch as a retailer would, prints the token
-and a till slip, and then keeps both serving until interrupted."""
+It starts a simulated PPU provider, a simulated voucher provider and the switch as child
+processes, adds a demo credential and a sample voucher catalogue, sends lookup -> purchase ->
+confirm through the switch as a retailer would and prints the token and a till slip, then
+issues and confirms a voucher and prints it, and keeps everything serving until interrupted."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Any
 from xhuma.ppu.examples import retail_message
 from xhuma.security.credentials import add_client
 from xhuma.storage.db import Database, migrate
+from xhuma.vouchers import catalogue, catalogue_store
 
 DEMO_USER, DEMO_PASSWORD, DEMO_CLIENT = "demo", "demo-password", "demo-retailer"
 
@@ -82,29 +85,68 @@ def till_slip(purchase: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(port: int, simulator_port: int, *, once: bool = False) -> int:
+def _issue_voucher(port: int) -> int:
+    """Issue a gift voucher from the sample catalogue and confirm it, as a digital channel would."""
+    base = f"http://127.0.0.1:{port}/suv/v1"
+    provision = {
+        **retail_message(DEMO_CLIENT, client_name="Demo Retailer"),
+        "thirdPartyIdentifiers": [{"institutionId": DEMO_CLIENT, "transactionIdentifier": "DEMO-1"}],
+        "product": {"productId": "GIFT-100"},
+    }
+    status, issued = _post(f"{base}/vouchers", provision)
+    print(f"voucher issue  HTTP {status}")
+    if status != 201:
+        print(json.dumps(issued, indent=2))
+        return 1
+    confirmation = {
+        "id": str(uuid.uuid4()),
+        "requestId": provision["id"],
+        "time": provision["time"],
+        "thirdPartyIdentifiers": issued["thirdPartyIdentifiers"],
+        "tenders": [{"tenderType": "CASH", "amount": {"amount": 10000, "currency": "710"}}],
+    }
+    status, _ = _post(f"{base}/vouchers/confirmations", confirmation)
+    print(f"confirmation   HTTP {status}")
+    voucher = issued["voucher"]
+    print(f"voucher        {voucher['code']} (serial {voucher.get('serialNumber', '-')}), Gift card R100")
+    for line in voucher.get("redeemInstructions", []):
+        print(f"               {line}")
+    return 0
+
+
+def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = False) -> int:
     var = Path("var")
     var.mkdir(exist_ok=True)
     config = var / "demo.toml"
     config.write_text(
         f'[switch]\ninstitution_id = "xhuma"\ninstitution_name = "xhuma demo switch"\n\n'
         f'[[providers]]\nname = "sim"\nkind = "ppu_v3"\nbase_url = "http://127.0.0.1:{simulator_port}"\n'
-        f"read_timeout = 15\n"
+        f"read_timeout = 15\n\n"
+        f'[[providers]]\nname = "vouchers"\nkind = "suv_v1"\nbase_url = "http://127.0.0.1:{voucher_port}"\n'
+        f'username = "xhuma"\npassword = "demo"\nread_timeout = 15\n'
     )
     db = Database()
     migrate(db.engine)
     db.run_sync(add_client(DEMO_USER, DEMO_PASSWORD, DEMO_CLIENT, "Demo Retailer"))
+    sample = catalogue.products_from_csv(
+        (Path(__file__).parent / "vouchers" / "data" / "sample_catalogue.csv").read_text()
+    )
+    db.run_sync(catalogue_store.import_products(DEMO_CLIENT, sample, "demo"))
     db.engine.dispose()
 
     env = {**os.environ, "XHUMA_CONFIG": str(config.resolve())}
     command = [sys.executable, "-m", "xhuma"]
     children = [
         subprocess.Popen([*command, "simulate", "ppu", "--port", str(simulator_port)], env=env),
+        subprocess.Popen(
+            [*command, "simulate", "vouchers", "--port", str(voucher_port), "--name", "vouchers"], env=env
+        ),
         subprocess.Popen([*command, "serve", "--port", str(port)], env=env),
     ]
     try:
         _wait_healthy(f"http://127.0.0.1:{simulator_port}/health", children[0])
-        _wait_healthy(f"http://127.0.0.1:{port}/health", children[1])
+        _wait_healthy(f"http://127.0.0.1:{voucher_port}/health", children[1])
+        _wait_healthy(f"http://127.0.0.1:{port}/health", children[2])
         base = f"http://127.0.0.1:{port}/prepaidutility/v3"
         meter = {"meterId": "TST001"}
         lookup = {**_base_message(), "meter": meter}
@@ -132,10 +174,15 @@ def run_demo(port: int, simulator_port: int, *, once: bool = False) -> int:
         print()
         print(till_slip(bought))
         print()
+        if _issue_voucher(port):
+            return 1
+        print()
         print(f"switch (retail API)  http://127.0.0.1:{port}/prepaidutility/v3")
         print(f"OpenAPI document     http://127.0.0.1:{port}/openapi.json")
         print(f"health               http://127.0.0.1:{port}/health")
+        print(f"switch (vouchers)    http://127.0.0.1:{port}/suv/v1  (products: GET /suv/v1/products)")
         print(f"simulated provider   http://127.0.0.1:{simulator_port}/prepaidutility/v3")
+        print(f"voucher provider     http://127.0.0.1:{voucher_port}/suv/v1")
         print(f"demo credential      {DEMO_USER}:{DEMO_PASSWORD} (client id {DEMO_CLIENT})")
         print(f"journal              xhuma tx show {purchase['id']}")
         if once:

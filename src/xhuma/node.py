@@ -11,13 +11,16 @@ from collections.abc import Awaitable, Callable
 from xhuma.config import Settings
 from xhuma.ppu.delivery import PpuDeliverer, recover_stale_purchases
 from xhuma.ppu.switch import Institution, PpuSwitch
-from xhuma.providers import build_adapter
+from xhuma.providers import VOUCHER_KINDS, build_adapter
+from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.routing import Router
 from xhuma.routing.refresh import refresh_stale
-from xhuma.saf.worker import SafWorker
+from xhuma.saf.worker import Deliverer, SafWorker
 from xhuma.security.credentials import Authenticator
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import Journal
+from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_provisions
+from xhuma.vouchers.switch import VoucherSwitch
 
 log = logging.getLogger("xhuma.node")
 
@@ -31,20 +34,27 @@ class Node:
         self.db = Database(settings.database_url)
         self.journal = Journal(self.db)
         self.router = Router(
-            (build_adapter(p) for p in settings.providers),
+            (build_adapter(p) for p in settings.providers if p.kind not in VOUCHER_KINDS),
             self.db,
             weights={p.name: p.weight for p in settings.providers},
         )
+        institution = Institution(settings.institution_id, settings.institution_name)
         self.switch = PpuSwitch(
             self.journal,
             self.router,
-            Institution(settings.institution_id, settings.institution_name),
+            institution,
             broadcast_timeout=settings.broadcast_timeout_seconds,
         )
+        self.vouchers = VoucherSwitch(
+            self.journal,
+            {p.name: SuvV1Adapter(p) for p in settings.providers if p.kind in VOUCHER_KINDS},
+            institution,
+        )
         self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
-        self.worker = SafWorker(self.db, [PpuDeliverer(self.switch)], settings.saf) if run_worker else None
+        deliverers: list[Deliverer] = [PpuDeliverer(self.switch), VoucherDeliverer(self.vouchers)]
+        self.worker = SafWorker(self.db, deliverers, settings.saf) if run_worker else None
         if self.worker is not None:
-            self.switch.on_enqueued = self.worker.wake
+            self.switch.on_enqueued = self.vouchers.on_enqueued = self.worker.wake
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
@@ -70,6 +80,8 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await self.router.close()
+        for adapter in self.vouchers.adapters.values():
+            await adapter.close()
         self.db.close()
 
     def _every(self, seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
@@ -88,10 +100,13 @@ class Node:
         self._tasks.append(asyncio.create_task(loop()))
 
     async def _recover_stale(self) -> None:
-        """Purchases a dead process left in flight become unknown and are retrieved."""
+        """Purchases and voucher provisions a dead process left in flight become unknown and are
+        retrieved."""
         timeouts = [p.read_timeout for p in self.settings.providers] or [60.0]
         older_than_us = int((max(timeouts) + 5) * 1e6)
-        if await self.db.run(recover_stale_purchases(self.switch, older_than_us)):
+        recovered = await self.db.run(recover_stale_purchases(self.switch, older_than_us))
+        recovered += await self.db.run(recover_stale_provisions(self.vouchers, older_than_us))
+        if recovered:
             self.switch.on_enqueued()
 
     async def _refresh_routing(self) -> None:

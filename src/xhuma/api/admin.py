@@ -1,6 +1,6 @@
-"""The operator API under /admin: the store-and-forward queue, reconciliation exceptions and
-routing. Only credentials with the "admin" role may use it; the credential's username is the
-actor written to audit logs."""
+"""The operator API under /admin: the store-and-forward queue, reconciliation exceptions,
+routing and the voucher catalogue. Only credentials with the "admin" role may use it; the
+credential's username is the actor written to audit logs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xhuma.api.admin_catalogue import catalogue_routes
 from xhuma.api.admin_routing import routing_routes
 from xhuma.api.replies import JSON, json_reply
 from xhuma.node import Node
@@ -88,4 +89,5 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         Route("/admin/saf/{entry_id}/resolve", guarded(resolve_saf), methods=["POST"]),
         Route("/admin/exceptions", guarded(list_exceptions), methods=["GET"]),
         *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in routing_routes(node)],
+        *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in catalogue_routes(node)],
     ]

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from xhuma.api.admin import admin_routes
 from xhuma.api.openapi import build_openapi
+from xhuma.api.suv import suv_routes
 from xhuma.config import Settings
 from xhuma.httpserver import run_asgi
 from xhuma.node import Node
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     routes = [Route(ops.BASE_PATH + op.path, ppu_endpoint(op), methods=["POST"], name=op.name) for op in ops.ALL]
+    routes += suv_routes(state, basic_credentials, read_body, BodyTooLarge)
     routes += admin_routes(state, basic_credentials)
     routes += [
         Route("/health", health, methods=["GET"]),

@@ -20,6 +20,15 @@ class Kind(StrEnum):
     CONFIRMATION = "confirmation"
     REVERSAL = "reversal"
     KEY_CHANGE_CONFIRMATION = "key_change_confirmation"
+    VOUCHER_PROVISION = "voucher_provision"
+    VOUCHER_CONFIRMATION = "voucher_confirmation"
+    VOUCHER_REVERSAL = "voucher_reversal"
+    REDEMPTION = "redemption"
+    REDEMPTION_CONFIRMATION = "redemption_confirmation"
+    REDEMPTION_REVERSAL = "redemption_reversal"
+    REFUND = "refund"
+    REFUND_CONFIRMATION = "refund_confirmation"
+    REFUND_REVERSAL = "refund_reversal"
 
     @property
     def is_advice(self) -> bool:
@@ -30,7 +39,19 @@ class Kind(StrEnum):
         return self is Kind.PURCHASE
 
 
-ADVICE_KINDS = frozenset({Kind.CONFIRMATION, Kind.REVERSAL, Kind.KEY_CHANGE_CONFIRMATION})
+ADVICE_KINDS = frozenset(
+    {
+        Kind.CONFIRMATION,
+        Kind.REVERSAL,
+        Kind.KEY_CHANGE_CONFIRMATION,
+        Kind.VOUCHER_CONFIRMATION,
+        Kind.VOUCHER_REVERSAL,
+        Kind.REDEMPTION_CONFIRMATION,
+        Kind.REDEMPTION_REVERSAL,
+        Kind.REFUND_CONFIRMATION,
+        Kind.REFUND_REVERSAL,
+    }
+)
 
 
 class State(StrEnum):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from xhuma.providers.base import ProviderAdapter, ProviderConfig
 
+VOUCHER_KINDS = frozenset({"suv_v1"})
+"""Provider kinds that issue vouchers; every other kind sells prepaid utilities."""
+
 
 def build_adapter(config: ProviderConfig) -> ProviderAdapter:
     """The adapter for a provider's kind; each kind maps our canonical messages to its wire."""

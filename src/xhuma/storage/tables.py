@@ -180,3 +180,83 @@ routing_audit = Table(
     Column("detail", Text, nullable=False),
     Column("at_us", BigInteger, nullable=False),
 )
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    # A voucher issued through xhuma, keyed by the provision transaction that issued it; its
+    # state follows `xhuma.domain.vouchers`. Redemptions and refunds are transactions whose
+    # parent is the provision.
+    Column("id", String(36), ForeignKey("transactions.id"), primary_key=True),
+    Column("client_id", String(40), nullable=False),
+    # Null until the provider has issued it (or while its outcome is unknown).
+    Column("code", String(100), nullable=True),
+    Column("serial_number", String(100), nullable=True),
+    Column("product_code", String(40), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("provider_product_code", String(40), nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    # `xhuma.domain.vouchers.VoucherState`; null until issued.
+    Column("state", String(24), nullable=True),
+    Column("expiry", String(40), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint("client_id", "code"),
+)
+
+voucher_early_reversals = Table(
+    "voucher_early_reversals",
+    metadata,
+    # A reversal that arrived before the request it reverses: remembered, so that request is
+    # refused when it comes (SUV §6.1).
+    Column("client_id", String(40), primary_key=True),
+    Column("request_id", String(36), primary_key=True),
+    Column("request_kind", String(32), nullable=False),
+    Column("reversal_tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    Column("reversal_id", String(36), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
+
+catalogue_products = Table(
+    "catalogue_products",
+    metadata,
+    # A product a client may sell, under the client's own code (`xhuma.vouchers.catalogue`).
+    Column("client_id", String(40), primary_key=True),
+    Column("product_code", String(40), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("product_type", String(16), nullable=False),
+    Column("description", String(250), nullable=True),
+    Column("fixed_value", Boolean, nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("min_amount", BigInteger, nullable=True),
+    Column("max_amount", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("valid_from", String(10), nullable=True),
+    Column("valid_to", String(10), nullable=True),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+catalogue_mappings = Table(
+    "catalogue_mappings",
+    metadata,
+    # Which providers issue a client's product, under their own codes; rank 1 is tried first.
+    Column("client_id", String(40), primary_key=True),
+    Column("product_code", String(40), primary_key=True),
+    Column("provider", String(40), primary_key=True),
+    Column("provider_product_code", String(40), nullable=False),
+    Column("rank", Integer, nullable=False),
+)
+
+catalogue_changes = Table(
+    "catalogue_changes",
+    metadata,
+    # The change log: a client's catalogue version is its highest change here.
+    Column("version", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client_id", String(40), nullable=False),
+    Column("product_code", String(40), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Index(None, "client_id", "version"),
+)

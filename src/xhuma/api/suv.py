@@ -1,0 +1,99 @@
+"""The SUV v1 retail API: voucher provisions, redemptions and refunds with their advices, voucher
+look-ups, and the product catalogue (with ETag revalidation and a change log).
+
+Handlers stay thin: authenticate, read the body within its limit, hand it to the voucher switch."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xhuma.api.replies import JSON
+from xhuma.node import Node
+from xhuma.validation import FieldError
+from xhuma.vouchers import catalogue, catalogue_store
+from xhuma.vouchers import operations as ops
+from xhuma.vouchers.operations import SuvOperation
+from xhuma.vouchers.replies import Reply, error_reply, format_error
+
+Credentials = Callable[[Request], tuple[str, str] | None]
+BodyReader = Callable[[Request, int], Awaitable[bytes]]
+
+
+def suv_routes(node: Node, credentials: Credentials, read_body: BodyReader, too_large: type[Exception]) -> list[Route]:
+    async def client_of(request: Request) -> str | None:
+        given = credentials(request)
+        return await node.auth.authenticate(*given) if given else None
+
+    def answer(reply: Reply) -> Response:
+        return Response(reply.body, reply.status, media_type=JSON, headers=reply.headers)
+
+    def unauthorized() -> Response:
+        reply = error_reply(401, "AUTHENTICATION_ERROR", "Unauthorized", None)
+        return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
+
+    def endpoint(operation: SuvOperation) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            client_id = await client_of(request)
+            if client_id is None:
+                return unauthorized()
+            try:
+                body = await read_body(request, node.settings.max_body_bytes)
+            except too_large:
+                return answer(error_reply(413, "FORMAT_ERROR", "Body too large", None))
+            path_id = request.path_params.get("provisionId")
+            return answer(await node.vouchers.handle(operation, client_id, body, str(request.url.path), path_id))
+
+        return handle
+
+    async def lookup_voucher(request: Request) -> Response:
+        client_id = await client_of(request)
+        if client_id is None:
+            return unauthorized()
+        return answer(await node.vouchers.lookup(client_id, request.query_params))
+
+    async def products(request: Request) -> Response:
+        """The client's catalogue; a channel that stored it sends If-None-Match and gets 304
+        until something changes."""
+        client_id = await client_of(request)
+        if client_id is None:
+            return unauthorized()
+        version = await node.db.run(catalogue_store.catalogue_version(client_id))
+        today = datetime.now(UTC).date()
+        etag = f'"{version}-{today.isoformat()}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Catalogue-Version": str(version)}
+        if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        listed = await node.db.run(catalogue_store.products(client_id, at=today))
+        return answer(Reply(200, catalogue.encode_products(listed), headers))
+
+    async def changes(request: Request) -> Response:
+        client_id = await client_of(request)
+        if client_id is None:
+            return unauthorized()
+        since = request.query_params.get("since", "0")
+        if not since.isdigit():
+            return answer(format_error([FieldError(field="since", error="must be a version number")], None))
+        found = await node.db.run(catalogue_store.changes_since(client_id, int(since)))
+        version = await node.db.run(catalogue_store.catalogue_version(client_id))
+        return answer(Reply(200, catalogue.encode_changes(version, found)))
+
+    base = ops.BASE_PATH
+    routes = [
+        Route(base + "/products", products, methods=["GET"]),
+        Route(base + "/products/changes", changes, methods=["GET"]),
+        Route(base + "/vouchers", lookup_voucher, methods=["GET"]),
+        Route(base + "/vouchers/", lookup_voucher, methods=["GET"]),
+    ]
+    for operation in ops.ALL:
+        if operation.method != "POST":
+            continue
+        path = base + operation.path
+        routes.append(Route(path, endpoint(operation), methods=["POST"], name=operation.name))
+        if operation.path in ("/vouchers", "/redemptions", "/refunds"):
+            routes.append(Route(path + "/", endpoint(operation), methods=["POST"]))
+    return routes

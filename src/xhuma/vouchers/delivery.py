@@ -1,0 +1,85 @@
+"""Store-and-forward for vouchers: advices to providers that take them, and the retrieval of
+provisions whose outcome was unknown (a retry at the same provider, never a new voucher)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from xhuma.domain.delivery import Verdict, advice_verdict, retry_verdict
+from xhuma.domain.outcomes import Outcome
+from xhuma.domain.transactions import Kind, State
+from xhuma.providers.base import UpstreamAnswer
+from xhuma.saf.queue import QueuedEntry
+from xhuma.saf.worker import Attempt, send_entry
+from xhuma.storage import journal
+from xhuma.storage.tables import messages
+from xhuma.vouchers import operations as ops
+from xhuma.vouchers import wire
+from xhuma.vouchers.replies import decode_strict
+from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch
+
+
+class VoucherDeliverer:
+    def __init__(self, switch: VoucherSwitch) -> None:
+        self.switch = switch
+
+    def handles(self, queue: str) -> bool:
+        return queue.startswith(QUEUE_PREFIX)
+
+    async def deliver(self, entry: QueuedEntry) -> Attempt:
+        adapter = self.switch.adapters.get(entry.queue.removeprefix(QUEUE_PREFIX))
+        operation = ops.BY_NAME.get(entry.operation)
+        if adapter is None or operation is None:
+            return Attempt(Verdict.REPEAT, None, f"no provider or operation for {entry.queue} {entry.operation}", [])
+        sent = await send_entry(adapter, operation, entry)
+        answer = sent.answer
+        if operation is ops.RETRY:
+            verdict = retry_verdict(sent.judged)
+
+            def apply(conn: Connection) -> None:
+                """The retrieved answer becomes the provision's outcome, as if it had come in
+                time, so the retailer's own retry is answered from the journal."""
+                body = conn.execute(
+                    select(messages.c.body)
+                    .where(
+                        messages.c.tx_id == entry.tx_id, messages.c.leg == "retail", messages.c.direction == "request"
+                    )
+                    .order_by(messages.c.id)
+                    .limit(1)
+                ).scalar_one()
+                request = decode_strict(body.encode(), wire.ProvisionRequest)
+                reply, error_type = self.switch.retail_reply(ops.PROVISION, request, entry.tx_id, answer)
+
+                def then(conn: Connection, state: State) -> None:
+                    self.switch.apply_provision_outcome(conn, entry.tx_id, state, answer, adapter)
+
+                journal.record_outcome(
+                    entry.tx_id,
+                    answer.outcome,
+                    [],
+                    retail_status=reply.status,
+                    retail_response=reply.body.decode(),
+                    error_type=error_type,
+                    then=then,
+                )(conn)
+
+            return Attempt(
+                verdict, answer.status, sent.error, sent.messages, apply if verdict is Verdict.DELIVERED else None
+            )
+        reversal = operation.event is not None and operation.event.is_reversal
+        return Attempt(advice_verdict(sent.judged, reversal=reversal), answer.status, sent.error, sent.messages)
+
+
+def recover_stale_provisions(switch: VoucherSwitch, older_than_us: int) -> Any:
+    """Provisions a dead process left in flight: retrieved where the provider can retry, else
+    recorded as exposure."""
+
+    def follow_up(conn: Connection, row: Any) -> None:
+        adapter = switch.adapters.get(row.provider)
+        if adapter is not None:
+            unknown = UpstreamAnswer(Outcome.UNKNOWN, None, b"", 0, transport_error="the process sending it stopped")
+            switch.apply_provision_outcome(conn, row.id, State.UNKNOWN, unknown, adapter)
+
+    return journal.recover_stale(Kind.VOUCHER_PROVISION, older_than_us, follow_up)

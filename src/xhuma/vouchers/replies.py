@@ -1,0 +1,71 @@
+"""Error answers in the SUV interface's own shape, for the switch and the voucher simulator.
+
+A format error lists every bad field as `{field, msg, value}`, the message reading
+"<dotted.path> may not be null" for a missing field, as conforming SUV servers word it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from xhuma.validation import FieldError, InvalidMessage, field_errors
+from xhuma.vouchers import wire
+
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
+
+
+def error_reply(
+    status: int,
+    error_type: str,
+    message: str,
+    message_id: str | None,
+    *,
+    original_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Reply:
+    body = wire.ErrorDetail(
+        error_type=error_type, error_message=message, id=message_id, original_id=original_id, detail_message=detail
+    )
+    return Reply(status, _encode(body))
+
+
+def format_error(errors: list[FieldError], message_id: str | None) -> Reply:
+    listed = [wire.FormatError(field=e.field, msg=_wording(e), value=e.invalid_value) for e in errors]
+    return error_reply(400, "FORMAT_ERROR", "Bad formatting.", message_id, detail={"formatErrors": listed})
+
+
+def _wording(error: FieldError) -> str:
+    if error.error == "is required":
+        return f"{error.field} may not be null"
+    if "regex" in error.error and "[0-9a-fA-F]{8}" in error.error:
+        return f"{error.field}: UUID must conform to the format 8-4-4-4-12 hexadecimal values"
+    return f"{error.field}: {error.error}"
+
+
+def decode_strict(body: bytes, model: type[T]) -> T:
+    """Decode an SUV message; unknown fields are refused, as the interface requires.
+
+    The struct definitions are PPU's tolerant ones, so strictness comes from walking the JSON
+    against them first: voucher traffic is small enough for the walk not to matter."""
+    try:
+        raw = _decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage([FieldError(field="$", error=f"malformed JSON: {exc}")]) from None
+    errors = field_errors(raw, model, forbid_unknown=True)
+    if errors:
+        raise InvalidMessage(errors)
+    try:
+        return msgspec.convert(raw, model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage([FieldError(field="$", error=str(exc))]) from None

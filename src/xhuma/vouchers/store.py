@@ -1,0 +1,297 @@
+"""Database operations for vouchers: the voucher rows beside the journal's transactions.
+
+Each returns an operation for `Database.run`, so a state change, its journal messages and any
+store-and-forward entry it makes due are one commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from xhuma.domain.transactions import Kind, State
+from xhuma.domain.vouchers import Event, Refusal, VoucherState, transition
+from xhuma.storage.db import now_us
+from xhuma.storage.journal import (
+    ADVICE_SPACE,
+    REQUEST_SPACE,
+    Message,
+    NewTransaction,
+    insert_if_new,
+    open_transaction,
+    write_messages,
+)
+from xhuma.storage.tables import reconciliation_exceptions, transactions, voucher_early_reversals, vouchers
+
+Op = Callable[[Connection], Any]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What a provision is for, kept on its voucher row from the start."""
+
+    product_code: str
+    provider: str
+    provider_product_code: str
+    amount: int | None
+    currency: str | None
+
+
+def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Issue | None = None) -> Op:
+    """Journal a new provision (with its voucher row), redemption or refund. None when the id is
+    taken; the id of its reversal when that came first (then nothing goes upstream); else ""."""
+
+    def op(conn: Connection) -> str | None:
+        early = conn.execute(
+            select(voucher_early_reversals.c.reversal_id).where(
+                voucher_early_reversals.c.client_id == tx.client_id,
+                voucher_early_reversals.c.request_id == tx.retail_id,
+            )
+        ).scalar()
+        if early is not None:
+            return str(early) if open_transaction(replace(tx, state=State.DECLINED), [received])(conn) else None
+        if not open_transaction(tx, [received, sent])(conn):
+            return None
+        if issue is not None:
+            at = now_us()
+            conn.execute(
+                insert(vouchers).values(
+                    id=tx.id, client_id=tx.client_id, **vars(issue), state=None, created_us=at, updated_us=at
+                )
+            )
+        return ""
+
+    return op
+
+
+def take_voucher(client_id: str, code: str, event: Event) -> Op:
+    """Move a voucher for a redemption or refund before it is sent upstream, so two at once
+    cannot both pass the state check; returns (voucher row, refusal or None), row None if unknown."""
+
+    def op(conn: Connection) -> tuple[dict[str, Any] | None, Refusal | None]:
+        query = select(vouchers).where(vouchers.c.client_id == client_id, vouchers.c.code == code)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None or row.state is None:
+            return None, None
+        found = dict(row._mapping)
+        moved = transition(VoucherState(row.state), event)
+        if isinstance(moved, Refusal):
+            return found, moved
+        set_voucher_state(conn, row.id, moved)
+        return found, None
+
+    return op
+
+
+UNDO = {Kind.REDEMPTION: VoucherState.CONFIRMED_PROVISIONED, Kind.REFUND: VoucherState.CONFIRMED_REDEEMED}
+"""Where a voucher goes back to when the provider declines a redemption or refund: the one
+state each may start from."""
+
+
+def put_back(voucher: dict[str, Any]) -> Op:
+    """Undo `take_voucher` when the request is refused before anything was sent."""
+
+    def op(conn: Connection) -> None:
+        set_voucher_state(conn, voucher["id"], VoucherState(voucher["state"]))
+
+    return op
+
+
+def undo_take(conn: Connection, tx_id: str) -> None:
+    kind, voucher_id = conn.execute(
+        select(transactions.c.kind, transactions.c.parent_id).where(transactions.c.id == tx_id)
+    ).one()
+    set_voucher_state(conn, voucher_id, UNDO[Kind(kind)])
+
+
+def upstream_request(conn: Connection, tx_id: str) -> str:
+    return str(conn.execute(select(transactions.c.upstream_request).where(transactions.c.id == tx_id)).scalar_one())
+
+
+def reroute(tx_id: str, provider: str, provider_code: str, request: str, items: list[Message]) -> Op:
+    """Move a provision to the next provider (the last certainly did not act on it), journalled
+    with the new request before that request leaves."""
+
+    def op(conn: Connection) -> None:
+        conn.execute(
+            update(transactions)
+            .where(transactions.c.id == tx_id)
+            .values(provider=provider, upstream_request=request, updated_us=now_us())
+        )
+        conn.execute(
+            update(vouchers)
+            .where(vouchers.c.id == tx_id)
+            .values(provider=provider, provider_product_code=provider_code)
+        )
+        write_messages(conn, tx_id, items)
+
+    return op
+
+
+def set_voucher_state(conn: Connection, voucher_id: str, state: VoucherState | None, **values: Any) -> None:
+    conn.execute(update(vouchers).where(vouchers.c.id == voucher_id).values(state=state, updated_us=now_us(), **values))
+
+
+def find_voucher(client_id: str, *, code: str | None = None, provision_id: str | None = None) -> Op:
+    def op(conn: Connection) -> dict[str, Any] | None:
+        query = select(vouchers, transactions.c.retail_id, transactions.c.retail_response).join(
+            transactions, transactions.c.id == vouchers.c.id
+        )
+        query = query.where(vouchers.c.client_id == client_id)
+        if code is not None:
+            query = query.where(vouchers.c.code == code)
+        if provision_id is not None:
+            query = query.where(transactions.c.id_space == REQUEST_SPACE, transactions.c.retail_id == provision_id)
+        row = conn.execute(query.limit(1)).first()
+        return dict(row._mapping) if row else None
+
+    return op
+
+
+@dataclass(frozen=True)
+class AdviceDecision:
+    status: int
+    error_type: str | None = None
+    original_id: str | None = None
+    request: dict[str, Any] | None = None
+    """The advised request's journal row, when found."""
+
+
+def advise(
+    advice: NewTransaction,
+    event: Event,
+    request_kind: Kind,
+    request_id: str,
+    items: list[Message],
+    deliver: Callable[[Connection, dict[str, Any], dict[str, Any] | None], None],
+) -> Op:
+    """Judge an advice by the SUV rules, journal it, and move the voucher: in one commit with
+    `deliver`, which queues it upstream (or records why it cannot go)."""
+
+    def op(conn: Connection) -> AdviceDecision:
+        found = conn.execute(
+            select(transactions).where(
+                transactions.c.client_id == advice.client_id,
+                transactions.c.id_space == REQUEST_SPACE,
+                transactions.c.retail_id == request_id,
+                transactions.c.kind == request_kind,
+            )
+        ).first()
+        at = now_us()
+        values = {**vars(advice), "id_space": ADVICE_SPACE, "created_us": at, "updated_us": at}
+        if found is None:
+            if not event.is_reversal:
+                return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
+            # Remembered, so the request it reverses is refused if it arrives later (§6.1).
+            if not open_transaction(advice, items)(conn):
+                return AdviceDecision(400, "DUPLICATE_RECORD", request_id)
+            conn.execute(
+                insert(voucher_early_reversals).values(
+                    client_id=advice.client_id,
+                    request_id=request_id,
+                    request_kind=request_kind,
+                    reversal_tx_id=advice.id,
+                    reversal_id=advice.retail_id,
+                    at_us=at,
+                )
+            )
+            return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
+        request = dict(found._mapping)
+        voucher_id = request["id"] if request_kind is Kind.VOUCHER_PROVISION else request["parent_id"]
+        voucher = conn.execute(select(vouchers).where(vouchers.c.id == voucher_id)).first()
+        decision = _judge(event, request, voucher)
+        values.update(parent_id=request["id"], provider=request["provider"])
+        if decision.status != 202:
+            values.update(state=State.DECLINED, retail_status=decision.status, error_type=decision.error_type)
+        if not insert_if_new(conn, values):
+            return AdviceDecision(400, "DUPLICATE_RECORD", request_id, request)
+        write_messages(conn, advice.id, items)
+        if decision.status != 202:
+            return AdviceDecision(decision.status, decision.error_type, decision.original_id, request)
+        if decision.request is not None and voucher is not None:
+            moved = transition(VoucherState(voucher.state), event) if voucher.state else None
+            if isinstance(moved, VoucherState):
+                set_voucher_state(conn, voucher.id, moved)
+        settled = State.REVERSED if event.is_reversal else State.CONFIRMED
+        if request["state"] in (State.APPROVED, State.UNKNOWN, State.SENT_UPSTREAM):
+            conn.execute(
+                update(transactions).where(transactions.c.id == request["id"]).values(state=settled, updated_us=at)
+            )
+        deliver(conn, request, dict(voucher._mapping) if voucher is not None else None)
+        return AdviceDecision(202, request=request)
+
+    return op
+
+
+def _judge(event: Event, request: dict[str, Any], voucher: Any) -> AdviceDecision:
+    """The answer an advice gets, given the request it refers to and the voucher's state."""
+    state = State(request["state"])
+    if state is State.DECLINED:
+        # Nothing was issued, redeemed or refunded: a reversal has nothing to undo, and a
+        # confirmation has nothing to confirm.
+        if event.is_reversal:
+            return AdviceDecision(202)
+        return AdviceDecision(400, "TRANSACTION_DECLINED", request["retail_id"])
+    if state is State.REVERSED and event.is_reversal:
+        return AdviceDecision(202)  # the same reversal again, under a new id: nothing more to do
+    if voucher is None or voucher.state is None:
+        # Outcome not known yet: the advice is accepted and will be delivered.
+        return AdviceDecision(202)
+    moved = transition(VoucherState(voucher.state), event)
+    if isinstance(moved, Refusal):
+        return AdviceDecision(moved.status, moved.error_type, request["retail_id"] if moved.cites_original else None)
+    return AdviceDecision(202, request=request)
+
+
+def exposure(state: str | None = "open") -> Op:
+    """Vouchers that may have been issued upstream without the retailer having them: the
+    reconciliation exceptions opened on voucher provisions, with what each is worth."""
+
+    def op(conn: Connection) -> list[dict[str, Any]]:
+        query = (
+            select(
+                reconciliation_exceptions.c.id,
+                reconciliation_exceptions.c.reason,
+                reconciliation_exceptions.c.detail,
+                reconciliation_exceptions.c.state,
+                reconciliation_exceptions.c.created_us,
+                vouchers.c.id.label("tx_id"),
+                vouchers.c.client_id,
+                vouchers.c.product_code,
+                vouchers.c.provider,
+                vouchers.c.amount,
+                vouchers.c.currency,
+                vouchers.c.code,
+                transactions.c.retail_id,
+                transactions.c.state.label("tx_state"),
+            )
+            .join(vouchers, vouchers.c.id == reconciliation_exceptions.c.tx_id)
+            .join(transactions, transactions.c.id == vouchers.c.id)
+            .order_by(reconciliation_exceptions.c.id)
+        )
+        if state is not None:
+            query = query.where(reconciliation_exceptions.c.state == state)
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+    return op
+
+
+def settle_exposure(exposure_id: int, note: str) -> Op:
+    def op(conn: Connection) -> bool:
+        exposed = select(vouchers.c.id)
+        done = conn.execute(
+            update(reconciliation_exceptions)
+            .where(
+                reconciliation_exceptions.c.id == exposure_id,
+                reconciliation_exceptions.c.state == "open",
+                reconciliation_exceptions.c.tx_id.in_(exposed),
+            )
+            .values(state="resolved", resolution=note, updated_us=now_us())
+        )
+        return bool(done.rowcount)
+
+    return op

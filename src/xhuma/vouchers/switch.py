@@ -1,0 +1,517 @@
+"""The voucher switch: serves SUV v1 to retailers and issues vouchers at the providers the
+catalogue maps each product to.
+
+The money-safety rules are PPU's: the upstream request is journalled before it is sent, the
+outcome and the retail answer before the retailer hears it; a retry never issues a second
+voucher (it answers from the journal, or asks the same provider to retry the same provision);
+an advice is journalled with its store-and-forward entry before it is acknowledged. Where a
+provider cannot undo or retry, what the retailer may owe is recorded as exposure."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection
+
+from xhuma.domain.outcomes import Outcome
+from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+from xhuma.domain.vouchers import ALREADY_REVERSED, VoucherState
+from xhuma.echo import ECHO_FIELDS, echo, restamp
+from xhuma.ppu.switch import Institution, rfc3339_now
+from xhuma.providers.base import UpstreamAnswer, UpstreamCall
+from xhuma.providers.suv_v1 import SuvV1Adapter
+from xhuma.saf.queue import enqueue, open_exception
+from xhuma.storage.db import now_us
+from xhuma.storage.journal import Journal, Message, NewTransaction
+from xhuma.validation import FieldError, InvalidMessage, raw_id
+from xhuma.vouchers import catalogue_store, store, wire
+from xhuma.vouchers import operations as ops
+from xhuma.vouchers.operations import CAPABILITY_OF, REQUEST_NAME, SuvOperation
+from xhuma.vouchers.replies import Reply, decode_strict, error_reply, format_error
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+RETAIL = "retail"
+UPSTREAM = "upstream"
+QUEUE_PREFIX = "suv:"
+PASSED_THROUGH = frozenset({400, 404})
+
+
+class VoucherSwitch:
+    def __init__(self, journal: Journal, adapters: Mapping[str, SuvV1Adapter], institution: Institution) -> None:
+        self.journal = journal
+        self.adapters = dict(adapters)
+        self.institution = institution
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self.on_enqueued: Callable[[], None] = lambda: None
+
+    async def handle(
+        self, operation: SuvOperation, client_id: str, body: bytes, url: str, path_id: str | None
+    ) -> Reply:
+        received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
+        assert operation.request_model is not None
+        try:
+            message = decode_strict(body, operation.request_model)
+        except InvalidMessage as exc:
+            return format_error(exc.errors, raw_id(body))
+        if operation.is_advice:
+            return await self._advise(operation, client_id, message, received)
+        if message.client.id != client_id:
+            return error_reply(
+                400,
+                "AUTHENTICATION_ERROR",
+                "Credentials do not belong to client.id",
+                message.id,
+            )
+        if operation is ops.PROVISION:
+            return await self._provision(client_id, message, received, retail_id=message.id)
+        if operation is ops.RETRY:
+            assert path_id is not None
+            return await self._retry(client_id, path_id, message, received)
+        return await self._redeem_or_refund(operation, client_id, message, received)
+
+    # --- provisions -------------------------------------------------------------------------
+
+    async def _provision(
+        self, client_id: str, message: wire.ProvisionRequest, received: Message, *, retail_id: str
+    ) -> Reply:
+        operation = ops.PROVISION
+        product_id = message.product.product_id if message.product else None
+        if not product_id:
+            return format_error([FieldError(field="product.productId", error="is required")], message.id)
+        route = await self.journal.db.run(catalogue_store.route(client_id, product_id))
+        if route is None:
+            return error_reply(
+                404,
+                "TRANSACTION_DECLINED",
+                "Unknown product",
+                message.id,
+                detail={"productId": product_id, "reason": "not in this client's catalogue, or not valid today"},
+            )
+        product, mappings = route
+        amount, problem = _amount_for(product, message)
+        if problem:
+            return error_reply(404, "TRANSACTION_DECLINED", "Amount not allowed", message.id, detail=problem)
+        candidates = [(self.adapters[p], code) for p, code in mappings if p in self.adapters]
+        if not candidates:
+            return error_reply(
+                503,
+                "UPSTREAM_UNAVAILABLE",
+                "No provider",
+                message.id,
+                detail={"productId": product_id, "reason": "no configured provider issues it"},
+            )
+        tx_id = str(uuid.uuid4())
+        adapter, provider_code = candidates[0]
+        upstream = self._upstream_message(message, tx_id, provider_code, amount)
+        call = adapter.prepare(operation, upstream)
+        currency = wire.currency_code(product.currency) if amount is not None else None
+        tx = NewTransaction(
+            id=tx_id,
+            client_id=client_id,
+            retail_id=retail_id,
+            kind=Kind.VOUCHER_PROVISION,
+            state=State.SENT_UPSTREAM,
+            amount=amount,
+            currency=currency,
+            provider=adapter.name,
+            upstream_request=call.body.decode(),
+        )
+        issue = store.Issue(product_id, adapter.name, provider_code, amount, currency)
+        opened = await self.journal.db.run(store.open_request(tx, received, _sent(call, adapter), issue))
+        if opened is None:
+            return await self._duplicate(client_id, message.id)
+        if opened:
+            return await self._refused_early(tx_id, message.id, Kind.VOUCHER_PROVISION, opened)
+        done = asyncio.get_running_loop().create_future()
+        self._in_flight[tx_id] = done
+        try:
+            refused: Message | None = None
+            for index, (adapter, provider_code) in enumerate(candidates):
+                if refused is not None:
+                    upstream = self._upstream_message(message, tx_id, provider_code, amount)
+                    call = adapter.prepare(operation, upstream)
+
+                    await self.journal.db.run(
+                        store.reroute(
+                            tx_id, adapter.name, provider_code, call.body.decode(), [refused, _sent(call, adapter)]
+                        )
+                    )
+                answer = await adapter.send(call)
+                if index == len(candidates) - 1 or answer.delivered and answer.status != 503:
+                    return await self._conclude(operation, tx_id, message, call, answer, adapter)
+                refused = _got(call, answer, adapter)
+            raise AssertionError("unreachable: the last candidate always concludes")
+        finally:
+            del self._in_flight[tx_id]
+            done.set_result(None)
+
+    async def _retry(
+        self, client_id: str, provision_id: str, message: wire.ProvisionRequest, received: Message
+    ) -> Reply:
+        row = await self.journal.find(client_id, Kind.VOUCHER_PROVISION, provision_id)
+        if row is None:
+            # Never journalled, so never sent: issuing now cannot issue twice.
+            return await self._provision(client_id, message, received, retail_id=provision_id)
+        waiting = self._in_flight.get(row["id"])
+        if waiting is not None:
+            await asyncio.shield(waiting)
+            row = await self.journal.find(client_id, Kind.VOUCHER_PROVISION, provision_id) or row
+        tx_id = row["id"]
+        if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
+            return await self._answer_from_journal(tx_id, row, message, received)
+        adapter = self.adapters.get(row["provider"])
+        if adapter is None or not adapter.config.supports("retry"):
+            await self.journal.record_messages(tx_id, [received])
+            return error_reply(
+                400,
+                "VOUCHER_STATUS_UNKNOWN",
+                "Retry not possible",
+                message.id,
+                detail={
+                    "reason": f"provider {row['provider']} cannot retry; the provision's outcome is unknown "
+                    "and is recorded as exposure; reverse it"
+                },
+            )
+        call = adapter.prepare(ops.RETRY, _decode(row["upstream_request"]), provision_id=tx_id)
+        await self.journal.record_messages(tx_id, [received, _sent(call, adapter)])
+        answer = await adapter.send(call)
+        return await self._conclude(ops.RETRY, tx_id, message, call, answer, adapter)
+
+    async def _answer_from_journal(self, tx_id: str, row: dict[str, Any], message: Any, received: Message) -> Reply:
+        status = row["retail_status"]
+        if status < 300:
+            status = ops.RETRY.success_status
+        reply = Reply(status, self._restamp(row["retail_response"], message))
+        sent = Message(RETAIL, "response", ops.RETRY.name, reply.body.decode(), now_us(), status=status)
+        await self.journal.record_messages(tx_id, [received, sent])
+        return reply
+
+    async def _conclude(
+        self,
+        operation: SuvOperation,
+        tx_id: str,
+        message: Any,
+        call: UpstreamCall,
+        answer: UpstreamAnswer,
+        adapter: SuvV1Adapter,
+    ) -> Reply:
+        """Journal the outcome, the voucher and the retail answer together, then answer."""
+        reply, error_type = self.retail_reply(operation, message, tx_id, answer)
+        got = _got(call, answer, adapter)
+        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
+        kind = operation.kind
+        assert kind is not None
+
+        def then(conn: Connection, state: State) -> None:
+            if kind is Kind.VOUCHER_PROVISION:
+                self.apply_provision_outcome(conn, tx_id, state, answer, adapter)
+            elif state is State.DECLINED:
+                store.undo_take(conn, tx_id)
+            elif state is State.UNKNOWN:
+                open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", f"provider {adapter.name}")
+
+        await self.journal.record_outcome(
+            tx_id,
+            answer.outcome,
+            [got, sent],
+            retail_status=reply.status,
+            retail_response=reply.body.decode(),
+            error_type=error_type,
+            then=then,
+            provider=adapter.name,
+        )
+        return reply
+
+    def apply_provision_outcome(
+        self, conn: Connection, tx_id: str, state: State, answer: UpstreamAnswer, adapter: SuvV1Adapter
+    ) -> None:
+        """The voucher row after a provision's (or its retry's) answer; an unknown outcome is
+        retrieved by store-and-forward where the provider can retry, and is exposure where not."""
+        voucher = (answer.payload or {}).get("voucher") if answer.outcome is Outcome.SUCCESSFUL else None
+        if isinstance(voucher, dict) and voucher.get("code"):
+            issued = {
+                State.REVERSED: VoucherState.REVERSED,
+                State.CONFIRMED: VoucherState.CONFIRMED_PROVISIONED,
+            }.get(state, VoucherState.PROVISIONED)
+            store.set_voucher_state(
+                conn,
+                tx_id,
+                issued,
+                code=str(voucher["code"]),
+                serial_number=voucher.get("serialNumber"),
+                expiry=voucher.get("expiryDate"),
+            )
+            if state is State.REVERSED and not adapter.config.supports("advice"):
+                open_exception(
+                    conn,
+                    tx_id,
+                    "voucher_reversal_not_supported",
+                    f"issued by {adapter.name} after the retailer reversed it; the provider cannot reverse",
+                )
+            return
+        if state is State.UNKNOWN:
+            if adapter.config.supports("retry"):
+                self.queue_follow_up(conn, tx_id, adapter)
+            else:
+                open_exception(
+                    conn,
+                    tx_id,
+                    "voucher_outcome_unknown",
+                    f"provider {adapter.name} cannot retry; it may have issued the voucher",
+                )
+
+    def queue_follow_up(self, conn: Connection, tx_id: str, adapter: SuvV1Adapter) -> None:
+        upstream = store.upstream_request(conn, tx_id)
+        call = adapter.prepare(ops.RETRY, _decode(upstream), provision_id=tx_id)
+        enqueue(QUEUE_PREFIX + adapter.name, tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
+        self.on_enqueued()
+
+    async def _duplicate(self, client_id: str, message_id: str) -> Reply:
+        voucher = await self.journal.db.run(store.find_voucher(client_id, provision_id=message_id))
+        detail = {"voucher": {"code": voucher["code"]}} if voucher and voucher["code"] else None
+        return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message_id, detail=detail)
+
+    async def _refused_early(self, tx_id: str, message_id: str, kind: Kind, reversal_id: str) -> Reply:
+        """The request's reversal came first: refuse it (§6.1), naming the reversal for
+        redemptions and refunds as conforming servers do."""
+        original = None if kind is Kind.VOUCHER_PROVISION else reversal_id
+        reply = error_reply(
+            400, ALREADY_REVERSED[REQUEST_NAME[kind]], "Already reversed", message_id, original_id=original
+        )
+        sent = Message(RETAIL, "response", REQUEST_NAME[kind], reply.body.decode(), now_us(), status=reply.status)
+        await self.journal.record_outcome(
+            tx_id,
+            None,
+            [sent],
+            state=State.DECLINED,
+            retail_status=400,
+            retail_response=reply.body.decode(),
+            error_type=ALREADY_REVERSED[REQUEST_NAME[kind]],
+        )
+        return reply
+
+    # --- redemptions and refunds ------------------------------------------------------------
+
+    async def _redeem_or_refund(
+        self, operation: SuvOperation, client_id: str, message: Any, received: Message
+    ) -> Reply:
+        assert operation.kind is not None
+        event = ops.EVENT_OF[operation]
+        code = message.voucher.code
+        if not code:
+            return format_error([FieldError(field="voucher.code", error="is required")], message.id)
+        found, refusal = await self.journal.db.run(store.take_voucher(client_id, code, event))
+        if found is None:
+            return error_reply(404, "UNABLE_TO_LOCATE_RECORD", "Unknown voucher", message.id)
+        if refusal is not None:
+            return error_reply(refusal.status, refusal.error_type, "Refused", message.id)
+        adapter = self.adapters.get(found["provider"])
+        if adapter is None or not adapter.config.supports(CAPABILITY_OF[operation]):
+            await self.journal.db.run(store.put_back(found))
+            return error_reply(
+                501,
+                "FUNCTION_NOT_SUPPORTED",
+                "Not supported",
+                message.id,
+                detail={"reason": f"provider {found['provider']} does not support {operation.name}"},
+            )
+        tx_id = str(uuid.uuid4())
+        upstream = self._upstream_message(message, tx_id, found["provider_product_code"], None)
+        call = adapter.prepare(operation, upstream)
+        tx = NewTransaction(
+            id=tx_id,
+            client_id=client_id,
+            retail_id=message.id,
+            kind=operation.kind,
+            state=State.SENT_UPSTREAM,
+            amount=found["amount"],
+            currency=found["currency"],
+            provider=adapter.name,
+            upstream_request=call.body.decode(),
+            parent_id=found["id"],
+        )
+        opened = await self.journal.db.run(store.open_request(tx, received, _sent(call, adapter)))
+        if opened is None or opened:
+            await self.journal.db.run(store.put_back(found))
+            if opened is None:
+                return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id)
+            return await self._refused_early(tx_id, message.id, operation.kind, opened)
+        answer = await adapter.send(call)
+        return await self._conclude(operation, tx_id, message, call, answer, adapter)
+
+    # --- advices ----------------------------------------------------------------------------
+
+    async def _advise(self, operation: SuvOperation, client_id: str, message: Any, received: Message) -> Reply:
+        assert operation.kind is not None and operation.event is not None and operation.request_kind is not None
+        advice_id = str(uuid.uuid4())
+        body = _encode(message)
+        acknowledged = Message(RETAIL, "response", operation.name, body.decode(), now_us(), status=202)
+        advice = NewTransaction(
+            id=advice_id, client_id=client_id, retail_id=message.id, kind=operation.kind, state=State.ACCEPTED
+        )
+        queued: list[bool] = []
+
+        def deliver(conn: Connection, request: dict[str, Any], voucher: dict[str, Any] | None) -> None:
+            if request["state"] == State.DECLINED:
+                return  # nothing was done upstream: nothing to advise
+            adapter = self.adapters.get(request["provider"])
+            if adapter is None or not adapter.config.supports("advice"):
+                if operation.event is not None and operation.event.is_reversal and request["state"] != State.REVERSED:
+                    open_exception(
+                        conn,
+                        request["id"],
+                        "voucher_reversal_not_supported",
+                        f"provider {request['provider']} cannot reverse; the retailer reversed {request['retail_id']}",
+                    )
+                return
+            upstream: dict[str, Any] = msgspec.to_builtins(message)
+            upstream.update(id=advice_id, requestId=request["id"], time=rfc3339_now())
+            call = adapter.prepare(operation, upstream)
+            enqueue(QUEUE_PREFIX + adapter.name, advice_id, operation.name, call.method, call.url, call.body.decode())(
+                conn
+            )
+            queued.append(True)
+
+        decision = await self.journal.db.run(
+            store.advise(
+                advice, operation.event, operation.request_kind, message.request_id, [received, acknowledged], deliver
+            )
+        )
+        if queued:
+            self.on_enqueued()
+        if decision.status == 202:
+            return Reply(202, body)
+        return error_reply(
+            decision.status,
+            decision.error_type or "GENERAL_ERROR",
+            _ADVICE_TEXT.get(decision.status, "Refused"),
+            message.id,
+            original_id=decision.original_id,
+        )
+
+    # --- look-ups ---------------------------------------------------------------------------
+
+    async def lookup(self, client_id: str, query: Mapping[str, str]) -> Reply:
+        code = query.get("voucherCode")
+        provision_id = query.get("provisionRequestId")
+        if not code and not provision_id:
+            return format_error([FieldError(field="voucherCode", error="is required (or provisionRequestId)")], None)
+        voucher = await self.journal.db.run(store.find_voucher(client_id, code=code, provision_id=provision_id))
+        if voucher is None or voucher["state"] is None:
+            return error_reply(404, "UNABLE_TO_LOCATE_RECORD", "Unknown voucher", None)
+        issued = _decode(voucher["retail_response"]) if voucher["retail_response"] else {}
+        body: dict[str, Any] = {
+            key: issued[key] for key in ("settlementEntity", "receiver", "thirdPartyIdentifiers") if key in issued
+        }
+        body["voucher"] = {**issued.get("voucher", {}), "code": voucher["code"]}
+        body["product"] = {"productId": voucher["product_code"]}
+        if voucher["amount"] is not None:
+            body["amounts"] = {"approvedAmount": {"amount": voucher["amount"], "currency": voucher["currency"]}}
+        return Reply(200, _encode(body))
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def retail_reply(
+        self, operation: SuvOperation, message: Any, tx_id: str, answer: UpstreamAnswer
+    ) -> tuple[Reply, str | None]:
+        if answer.outcome is Outcome.SUCCESSFUL and answer.payload is not None:
+            return Reply(operation.success_status, _encode(self._echo(answer.payload, message, tx_id))), None
+        if answer.outcome is Outcome.UNKNOWN:
+            return error_reply(
+                504,
+                "VOUCHER_STATUS_UNKNOWN",
+                "Outcome unknown",
+                message.id,
+                detail={"reason": answer.transport_error or f"provider answered HTTP {answer.status}"},
+            ), None
+        if not answer.delivered or answer.status not in PASSED_THROUGH:
+            reply = error_reply(
+                503,
+                "UPSTREAM_UNAVAILABLE",
+                "Provider unavailable",
+                message.id,
+                detail={"reason": answer.transport_error or f"provider answered HTTP {answer.status}"},
+            )
+            return reply, "UPSTREAM_UNAVAILABLE"
+        assert answer.status is not None
+        payload = answer.payload or {}
+        error_type = answer.error_type if answer.error_type in wire.ERROR_TYPES else "TRANSACTION_DECLINED"
+        text = payload.get("errorMessage")
+        detail = payload.get("detailMessage")
+        reply = error_reply(
+            answer.status,
+            error_type,
+            text if isinstance(text, str) else error_type,
+            message.id,
+            detail=detail if isinstance(detail, dict) else None,
+        )
+        return reply, error_type
+
+    def _upstream_message(self, message: Any, tx_id: str, provider_code: str, amount: int | None) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(message)
+        out["id"] = tx_id
+        out["time"] = rfc3339_now()
+        out["client"] = {"id": self.institution.id, "name": self.institution.name}
+        out["thirdPartyIdentifiers"] = [*out["thirdPartyIdentifiers"], self._our_identifier(tx_id)]
+        out["product"] = {**out.get("product", {}), "productId": provider_code}
+        if amount is not None and isinstance(message, wire.ProvisionRequest):
+            amounts = out.setdefault("amounts", {})
+            amounts.setdefault("requestAmount", {"amount": amount, "currency": "710"})
+        return out
+
+    def _our_identifier(self, tx_id: str) -> dict[str, str]:
+        return {"institutionId": self.institution.id, "transactionIdentifier": tx_id}
+
+    def _echo(self, payload: dict[str, Any], message: Any, tx_id: str) -> dict[str, Any]:
+        """The provider's answer with our retailer's own echo fields put back (§1.6)."""
+        return echo(payload, msgspec.to_builtins(message), self._our_identifier(tx_id), (*ECHO_FIELDS, "product"))
+
+    def _restamp(self, stored: str, message: Any) -> bytes:
+        return _encode(restamp(_decode(stored), msgspec.to_builtins(message), message.id))
+
+
+_ADVICE_TEXT = {404: "Unknown request", 400: "Refused"}
+
+
+def _amount_for(product: Any, message: wire.ProvisionRequest) -> tuple[int | None, dict[str, Any] | None]:
+    """The amount to issue: a fixed product's own, or the requested one within its range."""
+    requested = message.amounts.request_amount.amount if message.amounts and message.amounts.request_amount else None
+    if product.fixed_value:
+        if requested is not None and requested != product.amount:
+            return None, {"field": "amounts.requestAmount.amount", "reason": f"fixed-value product: {product.amount}"}
+        return product.amount, None
+    if requested is None:
+        return None, {"field": "amounts.requestAmount", "reason": "variable-value product: an amount is required"}
+    if not product.min_amount <= requested <= product.max_amount:
+        return None, {
+            "field": "amounts.requestAmount.amount",
+            "reason": f"must be between {product.min_amount} and {product.max_amount}",
+        }
+    return requested, None
+
+
+def _sent(call: UpstreamCall, adapter: SuvV1Adapter) -> Message:
+    return Message(
+        UPSTREAM, "request", call.operation.name, call.body.decode(), now_us(), call.method, call.url, peer=adapter.name
+    )
+
+
+def _got(call: UpstreamCall, answer: UpstreamAnswer, adapter: SuvV1Adapter) -> Message:
+    return Message(
+        UPSTREAM,
+        "response",
+        call.operation.name,
+        answer.body.decode("utf-8", "replace") or answer.transport_error,
+        now_us(),
+        call.method,
+        call.url,
+        answer.status,
+        answer.elapsed_us,
+        adapter.name,
+    )
