@@ -812,3 +812,124 @@ def catalogue_changes(
         typer.echo(
             f"{change['version']:>6}  {when}  {change['action']:<8} {change['productCode']}  by {change['actor']}"
         )
+
+
+eft_app = typer.Typer(help="Regulated payments: EFT files from the clearing house.", no_args_is_help=True)
+app.add_typer(eft_app, name="eft")
+
+
+@eft_app.command("check")
+def eft_check(path: Annotated[Path, typer.Argument(help="An EFT file in xhuma's layout.")]) -> None:
+    """Check a file whole without applying it: exit 0 valid, 1 invalid (first error printed), 2 unreadable."""
+    from xhuma.eft.check import check_file
+    from xhuma.eft.records import RecordError
+
+    try:
+        summary = check_file(str(path))
+    except OSError as exc:
+        typer.echo(f"{path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except RecordError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"valid {summary.content_type} file: transmission {summary.transmission_key}, {summary.records} records, "
+        f"{len(summary.set_keys)} sets, {summary.transactions} transactions, "
+        f"credits {summary.credit_total / 100:.2f}, debits {summary.debit_total / 100:.2f}; "
+        f"sha256 {summary.content_hash}"
+    )
+
+
+@eft_app.command("ingest")
+def eft_ingest(
+    path: Annotated[Path, typer.Argument(help="An inbound PAYMENTS or SEC file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Take a file in: refused whole if it was seen before or any record is bad, else every
+    transaction is stored in one commit."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from xhuma.eft.intake import ingest
+
+    if not path.is_file():
+        typer.echo(f"{path}: no such file", err=True)
+        raise typer.Exit(2)
+    db = _database(config)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"checking {path.name}", total=path.stat().st_size)
+        result = ingest(db.engine, path, progress=lambda n: bar.advance(task, n))
+    if result.state != "accepted":
+        refusal = "duplicate" if result.state == "redelivered" else "rejected"
+        typer.echo(f"{path.name}: {refusal} (file {result.file_id}): {result.reason}; nothing was applied")
+        raise typer.Exit(1)
+    assert result.summary is not None
+    typer.echo(
+        f"{path.name}: accepted as file {result.file_id}: {result.summary.transactions} transactions in "
+        f"{len(result.summary.set_keys)} sets, transmission {result.summary.transmission_key}"
+    )
+
+
+@eft_app.command("files")
+def eft_files(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Files offered to intake, newest first, with why any was refused."""
+    from xhuma.eft.intake import files
+
+    rows = files(_database(config).engine)
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("id", "name", "transmission", "type", "state", "transactions", "credits", "debits", "received", "why")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["transmission_key"] or "",
+            r["content_type"] or "",
+            r["state"],
+            str(r["transactions"]),
+            f"{r['credit_total'] / 100:.2f}",
+            f"{r['debit_total'] / 100:.2f}",
+            _when(r["received_us"]),
+            r["error"] or "",
+        )
+    console.print(table)
+
+
+@eft_app.command("transactions")
+def eft_transactions(
+    file_id: Annotated[int, typer.Option("--file", help="The file's id (from `xhuma eft files`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The credits, debits and corrections of an accepted file."""
+    from xhuma.eft.intake import transactions
+
+    rows = transactions(_database(config).engine, file_id)
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("line", "kind", "user", "seq", "action date", "amount", "homing account", "name", "state")
+    for r in rows:
+        table.add_row(
+            str(r["line"]),
+            r["kind"],
+            r["user_code"],
+            str(r["sequence_number"]),
+            r["action_date"],
+            f"{r['amount_cents'] / 100:.2f}",
+            f"{r['homing_branch']:06d} {r['homing_account']}",
+            r["homing_account_name"],
+            r["state"],
+        )
+    console.print(table)

@@ -260,3 +260,63 @@ catalogue_changes = Table(
     Column("at_us", BigInteger, nullable=False),
     Index(None, "client_id", "version"),
 )
+
+eft_files = Table(
+    "eft_files",
+    metadata,
+    # Every EFT file offered to intake, accepted or not (§9 of the layout: identity, duplicates).
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    # sender/destination/status/number; unique among accepted files.
+    Column("transmission_key", String(40), nullable=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("content_type", String(8), nullable=True),
+    # accepted | rejected | redelivered
+    Column("state", String(12), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("records", Integer, nullable=False, default=0),
+    Column("transactions", Integer, nullable=False, default=0),
+    Column("credit_total", BigInteger, nullable=False, default=0),
+    Column("debit_total", BigInteger, nullable=False, default=0),
+    Column("received_us", BigInteger, nullable=False),
+    Index(None, "transmission_key"),
+    Index(None, "content_hash"),
+)
+
+eft_sets = Table(
+    "eft_sets",
+    metadata,
+    # Set keys of accepted files: a set is accepted once, ever.
+    Column("set_key", String(40), primary_key=True),
+    Column("file_id", BigInteger, ForeignKey("eft_files.id"), nullable=False),
+)
+
+eft_transactions = Table(
+    "eft_transactions",
+    metadata,
+    # One credit, debit or system error correction of an accepted file, as it will be delivered.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("file_id", BigInteger, ForeignKey("eft_files.id"), nullable=False),
+    Column("line", Integer, nullable=False),
+    # "credit", "debit", or "sec_20" / "sec_60"
+    Column("kind", String(8), nullable=False),
+    Column("user_code", String(4), nullable=False),
+    Column("sequence_number", Integer, nullable=False),
+    Column("action_date", String(10), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("user_branch", Integer, nullable=False),
+    Column("user_account", String(11), nullable=False),
+    Column("homing_branch", Integer, nullable=False),
+    Column("homing_account", String(20), nullable=False),
+    Column("account_type", Integer, nullable=False),
+    Column("homing_account_name", String(30), nullable=False),
+    Column("user_reference", String(30), nullable=False),
+    Column("entry_class", Integer, nullable=True),
+    Column("original_sequence_number", Integer, nullable=True),
+    Column("sec_reason", Integer, nullable=True),
+    Column("correction_reference", String(20), nullable=True),
+    # received -> (delivery, to come) ...
+    Column("state", String(12), nullable=False),
+    Index(None, "file_id", "line"),
+    Index(None, "user_code", "action_date", "sequence_number"),
+)

@@ -1,0 +1,187 @@
+"""Taking an EFT file in: identity and duplicates first (§9), then the whole file checked while
+its transactions are written in one database transaction, committed only if every record
+passed. A bad file leaves nothing but its own rejection on record."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from xhuma.eft.check import FileCheck, FileSummary
+from xhuma.eft.records import RecordError
+from xhuma.storage.db import bulk_insert, now_us
+from xhuma.storage.tables import eft_files, eft_sets, eft_transactions
+
+BATCH = 5_000
+KIND = {"001/10": "credit", "001/50": "debit", "005/20": "sec_20", "005/60": "sec_60"}
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    file_id: int
+    state: str
+    """accepted, rejected or redelivered"""
+    reason: str | None = None
+    summary: FileSummary | None = None
+
+
+def identity(path: Path) -> tuple[str, str | None]:
+    """The file's SHA-256 and, when its first record can be read, its transmission key."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        first = handle.readline()
+        digest.update(first)
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    head = first.decode("ascii", "replace")
+    key = None
+    if head.startswith("000") and len(head) >= 57 and head[10:15].isdigit() and head[45:57].isdigit():
+        key = f"{head[10:15]}/{head[52:57]}/{head[3]}/{head[45:52]}"
+    return digest.hexdigest(), key
+
+
+def ingest(engine: Engine, path: Path, *, progress: Callable[[int], None] | None = None) -> IntakeResult:
+    content_hash, key = identity(path)
+    with engine.connect() as conn:
+        earlier = conn.execute(
+            select(eft_files.c.id, eft_files.c.transmission_key, eft_files.c.content_hash).where(
+                eft_files.c.state == "accepted",
+                (eft_files.c.content_hash == content_hash) | (eft_files.c.transmission_key == key),
+            )
+        ).first()
+    if earlier is not None:
+        if earlier.content_hash == content_hash:
+            return _record_refusal(
+                engine, path, content_hash, key, "redelivered", f"same file as accepted file {earlier.id}"
+            )
+        return _record_refusal(
+            engine, path, content_hash, key, "rejected", f"transmission {key} was already used by file {earlier.id}"
+        )
+    try:
+        with engine.begin() as conn:
+            file_id = conn.execute(
+                insert(eft_files)
+                .values(
+                    name=path.name,
+                    transmission_key=key,
+                    content_hash=content_hash,
+                    state="accepted",
+                    received_us=now_us(),
+                )
+                .returning(eft_files.c.id)
+            ).scalar_one()
+            summary = _load(conn, file_id, path, progress)
+            taken = conn.execute(select(eft_sets.c.set_key).where(eft_sets.c.set_key.in_(summary.set_keys))).first()
+            if taken is not None:
+                raise _Duplicate(f"set {taken.set_key} was already accepted")
+            conn.execute(insert(eft_sets), [{"set_key": k, "file_id": file_id} for k in summary.set_keys])
+            conn.execute(
+                update(eft_files)
+                .where(eft_files.c.id == file_id)
+                .values(
+                    content_type=summary.content_type,
+                    records=summary.records,
+                    transactions=summary.transactions,
+                    credit_total=summary.credit_total,
+                    debit_total=summary.debit_total,
+                )
+            )
+    except RecordError as exc:
+        return _record_refusal(engine, path, content_hash, key, "rejected", str(exc))
+    except _Duplicate as exc:
+        return _record_refusal(engine, path, content_hash, key, "rejected", str(exc))
+    except IntegrityError:
+        return _record_refusal(engine, path, content_hash, key, "rejected", "a set of it was accepted meanwhile")
+    return IntakeResult(file_id, "accepted", summary=summary)
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _load(conn: Any, file_id: int, path: Path, progress: Callable[[int], None] | None) -> FileSummary:
+    checker = FileCheck()
+    batch: list[dict[str, Any]] = []
+    with path.open("rb") as handle:
+        for raw in handle:
+            found = checker.feed(raw)
+            if progress is not None:
+                progress(len(raw))
+            if found:
+                batch.append(_row(file_id, found))
+                if len(batch) >= BATCH:
+                    bulk_insert(conn, eft_transactions, batch)
+                    batch.clear()
+    if checker.line == 0:
+        raise RecordError(1, None, "the file is empty")
+    summary = checker.finish()
+    if batch:
+        bulk_insert(conn, eft_transactions, batch)
+    return summary
+
+
+def _row(file_id: int, record: dict[str, Any]) -> dict[str, Any]:
+    sec = record["kind"].startswith("005")
+    return {
+        "file_id": file_id,
+        "line": record["line"],
+        "kind": KIND[record["kind"]],
+        "user_code": record["user code"],
+        "sequence_number": record["sequence number"],
+        "action_date": (record["original action date"] if sec else record["action date"]).isoformat(),
+        "amount_cents": record["amount"],
+        "user_branch": record["user branch"],
+        "user_account": f"{record['user account']:011d}",
+        "homing_branch": record["homing branch"],
+        "homing_account": str(record["homing account"] or record["nonstandard account"]),
+        "account_type": record["account type"],
+        "homing_account_name": record["homing account name"],
+        "user_reference": record["user reference"],
+        "entry_class": None if sec else record["entry class"],
+        "original_sequence_number": record["original sequence number"] if sec else None,
+        "sec_reason": record["sec reason"] if sec else None,
+        "correction_reference": record["correction reference"] if sec else None,
+        "state": "received",
+    }
+
+
+def _record_refusal(
+    engine: Engine, path: Path, content_hash: str, key: str | None, state: str, reason: str
+) -> IntakeResult:
+    with engine.begin() as conn:
+        file_id = conn.execute(
+            insert(eft_files)
+            .values(
+                name=path.name,
+                transmission_key=key,
+                content_hash=content_hash,
+                state=state,
+                error=reason,
+                received_us=now_us(),
+            )
+            .returning(eft_files.c.id)
+        ).scalar_one()
+    return IntakeResult(file_id, state, reason)
+
+
+def files(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(eft_files).order_by(eft_files.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+
+def transactions(engine: Engine, file_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(eft_transactions)
+            .where(eft_transactions.c.file_id == file_id)
+            .order_by(eft_transactions.c.line)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]
