@@ -155,3 +155,45 @@ def test_intake_takes_a_file_once_and_refuses_bad_ones_whole(fresh_database_url:
     assert xhuma("eft", "transactions", "--file", "4", "--json", env=env).stdout == ""
     sec = xhuma("eft", "ingest", str(SAMPLES / "sec-for-payments-mixed-20.eft"), env=env)
     assert "4 transactions" in sec.stdout
+
+
+def test_files_arrive_through_the_inbox_and_the_upload_endpoint(fresh_database_url: str, tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    import httpx
+
+    from tests.support import Server, free_port
+
+    inbox = tmp_path / "inbox"
+    config = tmp_path / "xhuma.toml"
+    config.write_text(f'[eft]\ninbox = "{inbox}"\nrelease_seconds = 0.3\n')
+    env = process_env(XHUMA_DATABASE_URL=fresh_database_url, XHUMA_CONFIG=str(config))
+    xhuma(
+        "clients", "add", "--username", "ops", "--password", "ops-pw", "--client-id", "ops", "--role", "admin", env=env
+    )
+    port = free_port()
+    server = Server(["serve", "--port", str(port)], port, env, tmp_path / "switch.log")
+    try:
+        inbox.mkdir(exist_ok=True)
+        for source, name in (("payments-sameday-credits-12.eft", "today"), ("invalid-bad-hash-total.eft", "bad")):
+            shutil.copy(SAMPLES / source, inbox / f"{name}.tmp")  # written under another name, then renamed
+            (inbox / f"{name}.tmp").rename(inbox / f"{name}.eft")
+        deadline = time.monotonic() + 20
+        while list(inbox.glob("*.eft")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p.name for p in (inbox / "accepted").glob("*.eft")] == ["000001-today.eft"]
+        (why,) = (inbox / "refused").glob("*.why")
+        assert "line 27, field hash total (77-88)" in why.read_text()
+        upload = httpx.post(
+            f"{server.url}/admin/eft/files",
+            params={"name": "mixed.eft"},
+            content=MIXED.read_bytes(),
+            auth=("ops", "ops-pw"),
+        )
+        assert upload.status_code == 201 and upload.json()["transactions"] == 20
+        again = httpx.post(f"{server.url}/admin/eft/files", content=MIXED.read_bytes(), auth=("ops", "ops-pw"))
+        assert again.status_code == 409 and again.json()["state"] == "redelivered"
+        assert httpx.post(f"{server.url}/admin/eft/files", content=b"x").status_code == 401
+    finally:
+        server.stop()

@@ -96,11 +96,13 @@ def clients_add(
         str, typer.Option("--client-id", help="The client institution id this credential may act for.")
     ],
     name: Annotated[str | None, typer.Option(help="A readable name.")] = None,
-    role: Annotated[str, typer.Option(help="retail (the retail interfaces) or admin (the /admin API).")] = "retail",
+    role: Annotated[
+        str, typer.Option(help="retail (the retail interfaces), admin (the /admin API) or bank (EFT status reports).")
+    ] = "retail",
     config: ConfigOption = None,
 ) -> None:
     """Add a credential, or replace the password and binding of an existing one."""
-    from xhuma.security.credentials import add_client
+    from xhuma.security.credentials import ROLES, add_client
 
     if not username or ":" in username:
         raise typer.BadParameter("must be non-empty and contain no ':'", param_hint="--username")
@@ -108,8 +110,8 @@ def clients_add(
         raise typer.BadParameter("must not be empty", param_hint="--password")
     if not client_id or len(client_id) > 40:
         raise typer.BadParameter("must be 1 to 40 characters", param_hint="--client-id")
-    if role not in ("retail", "admin"):
-        raise typer.BadParameter("must be retail or admin", param_hint="--role")
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     db = _database(config)
     db.run_sync(add_client(username, password, client_id, name or username, role))
     console.print(f"client [bold]{username}[/] may act for client id [bold]{client_id}[/]")
@@ -855,6 +857,7 @@ def eft_ingest(
         typer.echo(f"{path}: no such file", err=True)
         raise typer.Exit(2)
     db = _database(config)
+    settings = load_settings(config)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -863,7 +866,9 @@ def eft_ingest(
         console=console,
     ) as bar:
         task = bar.add_task(f"checking {path.name}", total=path.stat().st_size)
-        result = ingest(db.engine, path, progress=lambda n: bar.advance(task, n))
+        result = ingest(
+            db.engine, path, progress=lambda n: bar.advance(task, n), debit_release=settings.eft.debit_release
+        )
     if result.state != "accepted":
         refusal = "duplicate" if result.state == "redelivered" else "rejected"
         typer.echo(f"{path.name}: {refusal} (file {result.file_id}): {result.reason}; nothing was applied")
@@ -919,7 +924,7 @@ def eft_transactions(
         for row in rows:
             typer.echo(msgspec.json.encode(row).decode())
         return
-    table = Table("line", "kind", "user", "seq", "action date", "amount", "homing account", "name", "state")
+    table = Table("line", "kind", "user", "seq", "action date", "amount", "homing account", "name", "state", "reason")
     for r in rows:
         table.add_row(
             str(r["line"]),
@@ -931,5 +936,128 @@ def eft_transactions(
             f"{r['homing_branch']:06d} {r['homing_account']}",
             r["homing_account_name"],
             r["state"],
+            r["reason_code"] or "",
+        )
+    console.print(table)
+
+
+@simulate_app.command("bank")
+def simulate_bank(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8095,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    xhuma_url: Annotated[str, typer.Option(help="Where to send status reports.")] = "http://127.0.0.1:8080",
+    username: Annotated[str, typer.Option(help="The bank's credential at xhuma (role bank).")] = "bank",
+    password: Annotated[str, typer.Option(help="Its password.")] = "bank-pw",
+    nack_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliveries answered 503.")] = 0.0,
+    hang_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share never answered.")] = 0.0,
+    reject_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share rejected (an unpaid).")] = 0.0,
+    silent_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share acknowledged, never reported.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A homing bank taking inbound EFT credits and debits and reporting outcomes back."""
+    from xhuma.simulators.bank import BankConfig, run
+
+    run(
+        BankConfig(
+            xhuma_url=xhuma_url,
+            username=username,
+            password=password,
+            nack_rate=nack_rate,
+            hang_rate=hang_rate,
+            reject_rate=reject_rate,
+            silent_rate=silent_rate,
+            seed=seed,
+        ),
+        host,
+        port,
+    )
+
+
+@eft_app.command("unpaids")
+def eft_unpaids(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Outbox: write the unpaids not yet sent as an UNPAIDS file there.")
+    ] = None,
+    sender: Annotated[int, typer.Option(help="Our sender code in outbound files.")] = 45001,
+    destination: Annotated[int, typer.Option(help="The clearing house's code.")] = 9000,
+    config: ConfigOption = None,
+) -> None:
+    """Inbound credits and debits the homing bank rejected, with its reasons; `--write` puts the
+    new ones in the next UNPAIDS output file."""
+    from xhuma.eft.intake import unpaids
+    from xhuma.eft.outbox import write_outbox
+
+    db = _database(config)
+    if write is not None:
+        today = datetime.now(UTC).date()
+        written = write_outbox(db.engine, write, today=today, sender=sender, destination=destination)
+        typer.echo(f"wrote {written}" if written else "no new unpaids")
+        return
+    rows = unpaids(db.engine)
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("file", "line", "kind", "user", "seq", "action date", "amount", "reason", "why", "output file")
+    for r in rows:
+        table.add_row(
+            str(r["file_id"]),
+            str(r["line"]),
+            r["kind"],
+            r["user_code"],
+            str(r["sequence_number"]),
+            r["action_date"],
+            f"{r['amount_cents'] / 100:.2f}",
+            r["reason_code"] or "",
+            r["reason_text"] or "",
+            r["unpaid_file"] or "(next)",
+        )
+    console.print(table)
+
+
+@eft_app.command("secfail")
+def eft_secfail(
+    write: Annotated[Path, typer.Option("--write", help="Outbox to write the next SECFAIL file to.")],
+    sender: Annotated[int, typer.Option(help="Our sender code in outbound files.")] = 45001,
+    destination: Annotated[int, typer.Option(help="The clearing house's code.")] = 9000,
+    config: ConfigOption = None,
+) -> None:
+    """Write the system error corrections that could not be applied as the next SECFAIL file."""
+    from xhuma.eft.outbox import write_secfail_outbox
+
+    today = datetime.now(UTC).date()
+    written = write_secfail_outbox(_database(config).engine, write, today=today, sender=sender, destination=destination)
+    typer.echo(f"wrote {written}" if written else "no new failed corrections")
+
+
+@eft_app.command("exceptions")
+def eft_exceptions(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Open reconciliation exceptions of inbound EFT: messages the bank did not acknowledge or
+    report on before the window closed, or refused outright (the queue stopped them)."""
+    from xhuma.eft.intake import exceptions
+
+    rows = exceptions(_database(config).engine)
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("id", "reason", "file", "line", "kind", "user", "seq", "amount", "message", "since", "detail")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["reason"],
+            str(r["file_id"]),
+            str(r["line"]),
+            r["kind"],
+            r["user_code"],
+            str(r["sequence_number"]),
+            f"{r['amount_cents'] / 100:.2f}",
+            r["message_id"] or "",
+            _when(r["created_us"]),
+            r["detail"] or "",
         )
     console.print(table)

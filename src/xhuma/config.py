@@ -20,6 +20,42 @@ DEFAULT_PROVIDER = ProviderConfig(name="sim", base_url="http://127.0.0.1:8090")
 
 
 @dataclass(frozen=True)
+class EftSettings:
+    """The homing bank that inbound EFT is delivered to (none: files are taken in, not sent)."""
+
+    bank_url: str | None = None
+    bank_username: str | None = None
+    bank_password: str | None = field(default=None, repr=False)
+    bank_member_id: str = "000000"
+    debit_release: time = time(8, 0)
+    """UTC time of day from which the day's debits go to the bank (credits go from midnight)."""
+    release_seconds: float = 2.0
+    window_seconds: float = 86400.0
+    """How long the bank has to acknowledge and report on a message before it is an exception."""
+    read_timeout: float = 10.0
+    inbox: Path | None = None
+    """A directory the server takes files in from (then moves each to accepted/ or refused/)."""
+    outbox: Path | None = None
+    """Where the server writes UNPAIDS and SECFAIL files, every `output_seconds`, when set."""
+    output_seconds: float = 300.0
+    sender_code: int = 45001
+    clearing_code: int = 9000
+
+    @property
+    def bank(self) -> ProviderConfig | None:
+        if not self.bank_url:
+            return None
+        return ProviderConfig(
+            name="bank",
+            base_url=self.bank_url,
+            kind="eft_bank",
+            username=self.bank_username,
+            password=self.bank_password,
+            read_timeout=self.read_timeout,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     providers: tuple[ProviderConfig, ...] = (DEFAULT_PROVIDER,)
@@ -37,6 +73,7 @@ class Settings:
     """How often providers with a `health_url` are polled (0: never)."""
     routing_refresh_days: float = 30.0
     """Meters no provider has spoken about for this long are asked about again (0: never)."""
+    eft: EftSettings = field(default_factory=EftSettings)
     source: str | None = None
 
 
@@ -67,6 +104,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         broadcast_timeout_seconds=float(switch.get("broadcast_timeout_seconds", 10.0)),
         health_check_seconds=float(switch.get("health_check_seconds", 10.0)),
         routing_refresh_days=float(switch.get("routing_refresh_days", 30.0)),
+        eft=_eft(data.get("eft", {}), path),
         source=str(path),
     )
     longest_read = max(p.read_timeout for p in settings.providers)
@@ -96,6 +134,31 @@ def _saf(raw: dict[str, Any], path: str | Path) -> SafSettings:
         poll_seconds=float(raw.get("poll_seconds", defaults.poll_seconds)),
         ordered_queues=frozenset(raw.get("ordered_queues", ())),
         windows=windows,
+    )
+
+
+def _eft(raw: dict[str, Any], path: str | Path) -> EftSettings:
+    password = raw.get("bank_password")
+    if "bank_password_env" in raw:
+        password = os.environ.get(str(raw["bank_password_env"]))
+    try:
+        release = time.fromisoformat(str(raw.get("debit_release", "08:00")))
+    except ValueError:
+        raise ConfigError(f"{path}: eft.debit_release: expected HH:MM, got {raw.get('debit_release')!r}") from None
+    return EftSettings(
+        bank_url=raw.get("bank_url"),
+        bank_username=raw.get("bank_username"),
+        bank_password=password,
+        bank_member_id=str(raw.get("bank_member_id", "000000")),
+        debit_release=release,
+        release_seconds=float(raw.get("release_seconds", 2.0)),
+        window_seconds=float(raw.get("window_seconds", 86400.0)),
+        read_timeout=float(raw.get("read_timeout", 10.0)),
+        inbox=Path(str(raw["inbox"])) if raw.get("inbox") else None,
+        outbox=Path(str(raw["outbox"])) if raw.get("outbox") else None,
+        output_seconds=float(raw.get("output_seconds", 300.0)),
+        sender_code=int(raw.get("sender_code", 45001)),
+        clearing_code=int(raw.get("clearing_code", 9000)),
     )
 
 

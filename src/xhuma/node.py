@@ -7,11 +7,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from xhuma.config import Settings
+from xhuma.eft.delivery import EftDeliverer, close_window, release_due
+from xhuma.eft.intake import take_inbox
+from xhuma.eft.outbox import write_outbox, write_secfail_outbox
 from xhuma.ppu.delivery import PpuDeliverer, recover_stale_purchases
 from xhuma.ppu.switch import Institution, PpuSwitch
 from xhuma.providers import VOUCHER_KINDS, build_adapter
+from xhuma.providers.http import JsonHttpAdapter
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.routing import Router
 from xhuma.routing.refresh import refresh_stale
@@ -52,6 +57,10 @@ class Node:
         )
         self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
         deliverers: list[Deliverer] = [PpuDeliverer(self.switch), VoucherDeliverer(self.vouchers)]
+        bank = settings.eft.bank
+        self.bank = JsonHttpAdapter(bank) if bank is not None else None
+        if self.bank is not None:
+            deliverers.append(EftDeliverer(self.bank))
         self.worker = SafWorker(self.db, deliverers, settings.saf) if run_worker else None
         if self.worker is not None:
             self.switch.on_enqueued = self.vouchers.on_enqueued = self.worker.wake
@@ -65,6 +74,12 @@ class Node:
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
             self._every(self.settings.recovery_interval_seconds, self._recover_stale, "recovering stale purchases")
+            if self.bank is not None:
+                self._every(self.settings.eft.release_seconds, self._release_eft, "releasing due EFT transactions")
+        if self.watch_providers and self.settings.eft.inbox is not None:
+            self._every(self.settings.eft.release_seconds, self._take_inbox, "taking EFT files from the inbox")
+        if self.watch_providers and self.settings.eft.outbox is not None:
+            self._every(self.settings.eft.output_seconds, self._write_outputs, "writing EFT output files")
         if self.watch_providers and self.settings.health_check_seconds > 0:
             self._every(self.settings.health_check_seconds, self.router.check_health, "checking provider health")
         if self.watch_providers and self.settings.routing_refresh_days > 0:
@@ -80,7 +95,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await self.router.close()
-        for adapter in self.vouchers.adapters.values():
+        for adapter in [*self.vouchers.adapters.values(), *([self.bank] if self.bank else [])]:
             await adapter.close()
         self.db.close()
 
@@ -108,6 +123,33 @@ class Node:
         recovered += await self.db.run(recover_stale_provisions(self.vouchers, older_than_us))
         if recovered:
             self.switch.on_enqueued()
+
+    async def _take_inbox(self) -> None:
+        inbox = self.settings.eft.inbox
+        assert inbox is not None
+        inbox.mkdir(parents=True, exist_ok=True)
+        for result in await asyncio.to_thread(take_inbox, self.db.engine, inbox, self.settings.eft.debit_release):
+            log.info("EFT file %s: %s %s", result.file_id, result.state, result.reason or "")
+
+    async def _write_outputs(self) -> None:
+        """The next UNPAIDS and SECFAIL files, when there is anything to put in them."""
+        eft = self.settings.eft
+        assert eft.outbox is not None
+        today = datetime.now(UTC).date()
+        for write in (write_outbox, write_secfail_outbox):
+            written = await asyncio.to_thread(
+                write, self.db.engine, eft.outbox, today=today, sender=eft.sender_code, destination=eft.clearing_code
+            )
+            if written is not None:
+                log.info("wrote %s", written)
+
+    async def _release_eft(self) -> None:
+        """Queue the EFT transactions that are due, and close the window on overdue ones."""
+        eft = self.settings.eft
+        assert eft.bank_url is not None
+        while await self.db.run(release_due(eft.bank_url, eft.bank_member_id)):
+            self.switch.on_enqueued()
+        await self.db.run(close_window(int(eft.window_seconds * 1e6)))
 
     async def _refresh_routing(self) -> None:
         older_than = self.settings.routing_refresh_days * 86400

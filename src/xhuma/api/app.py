@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xhuma.api.admin import admin_routes
+from xhuma.api.eft import eft_routes
 from xhuma.api.openapi import build_openapi
 from xhuma.api.suv import suv_routes
 from xhuma.config import Settings
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [Route(ops.BASE_PATH + op.path, ppu_endpoint(op), methods=["POST"], name=op.name) for op in ops.ALL]
     routes += suv_routes(state, basic_credentials, read_body, BodyTooLarge)
+    routes += eft_routes(state, basic_credentials)
     routes += admin_routes(state, basic_credentials)
     routes += [
         Route("/health", health, methods=["GET"]),

@@ -29,6 +29,9 @@ class Kind(StrEnum):
     REFUND = "refund"
     REFUND_CONFIRMATION = "refund_confirmation"
     REFUND_REVERSAL = "refund_reversal"
+    EFT_CREDIT = "eft_credit"
+    EFT_DEBIT = "eft_debit"
+    EFT_RETURN = "eft_return"
 
     @property
     def is_advice(self) -> bool:

@@ -24,6 +24,30 @@ MAX_CONTRAS_PER_SET = 200
 USER_CODE = re.compile(r"[A-Z0-9]{4}")
 NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 INBOUND = {"PAYMENTS": "001", "SEC": "005"}
+CONTENT_TYPES = (*INBOUND, "UNPAIDS", "SECFAIL")
+SEC_FAILURES = frozenset({101, 102, 103, 104, 105})
+UNPAID_CODES = {
+    2: "D",
+    3: "D",
+    4: "D",
+    5: "CD",
+    6: "CD",
+    8: "CD",
+    10: "CD",
+    12: "CD",
+    14: "CD",
+    16: "CD",
+    18: "CD",
+    22: "D",
+    26: "CD",
+    28: "CD",
+    30: "D",
+    32: "D",
+    34: "D",
+    36: "D",
+    56: "CD",
+}
+"""§10.3: the unpaid reasons, and which originals (Credits, Debits) each may return."""
 
 
 def _field(kind: str, name: str) -> Field:
@@ -165,14 +189,14 @@ class FileCheck:
                 raise RecordError(number, _field(kind, name), "must not be zero")
         if not values["sender name"].strip():
             raise RecordError(number, _field(kind, "sender name"), "must not be blank")
-        if values["content type"] not in INBOUND:
-            allowed = ", ".join(INBOUND)
+        if values["content type"] not in CONTENT_TYPES:
+            allowed = ", ".join(CONTENT_TYPES)
             raise RecordError(number, _field(kind, "content type"), f"{values['content type']!r}: one of {allowed}")
         self.header = values
 
     def _record(self, kind: str, values: dict[str, Any], number: int) -> dict[str, Any] | None:
         assert self.header is not None
-        prefix = INBOUND[self.header["content type"]]
+        prefix = INBOUND.get(self.header["content type"], "011")
         if kind == "999":
             if self.open is not None:
                 raise RecordError(
@@ -185,6 +209,12 @@ class FileCheck:
                     number, _field(kind, "record count"), f"says {values['record count']}, the file has {number}"
                 )
             self.ended = True
+            return None
+        if self.header["content type"] == "UNPAIDS":
+            self._unpaid_record(kind, values, number)
+            return None
+        if self.header["content type"] == "SECFAIL":
+            self._secfail_record(kind, values, number)
             return None
         if not kind.startswith(prefix + "/"):
             raise RecordError(
@@ -204,6 +234,166 @@ class FileCheck:
             self._set_trailer(kind, values, number)
             return None
         return self._transaction(kind, values, number)
+
+    def _unpaid_record(self, kind: str, values: dict[str, Any], number: int) -> None:
+        """An UNPAIDS file (§6): sets of returned originals, each with its totals and hash."""
+        assert self.header is not None
+        if kind not in ("011", "013", "014"):
+            raise RecordError(number, _field(kind, "record id"), "an UNPAIDS file holds 011, 013 and 014 records")
+        if kind == "011":
+            if self.open is not None:
+                raise RecordError(
+                    number, _field(kind, "record id"), f"set opened on line {self.open.line} has no trailer"
+                )
+            if not USER_CODE.fullmatch(values["user code"]):
+                raise RecordError(number, _field(kind, "user code"), "4 characters from A-Z and 0-9")
+            for name in ("user branch", "user account"):
+                if values[name] == 0:
+                    raise RecordError(number, _field(kind, name), "must not be zero")
+            if not values["original action date"] <= values["unpaid date"] <= self.header["transmission date"]:
+                raise RecordError(
+                    number, _field(kind, "unpaid date"), "before the original action date or after transmission"
+                )
+            account = f"{values['user branch']}/{values['user account']}"
+            set_key = f"011/{values['user code']}/{account}/{values['original action date']:%y%m%d}"
+            if set_key in self.set_keys:
+                raise RecordError(number, _field(kind, "user code"), f"set {set_key} appears twice in the file")
+            self.set_keys.append(set_key)
+            self.open = OpenSet(kind, values, number, 1)
+            return
+        current = self.open
+        if current is None:
+            raise RecordError(number, _field(kind, "record id"), "a set starts with its header 011")
+        if kind == "013":
+            side = values["original identifier"]
+            if side not in (10, 50):
+                raise RecordError(number, _field(kind, "original identifier"), "10 or 50")
+            if values["unpaid sequence number"] != current.next_sequence:
+                raise RecordError(number, _field(kind, "unpaid sequence number"), f"expected {current.next_sequence}")
+            original = (
+                current.header["user code"],
+                current.header["original action date"],
+                values["original sequence number"],
+            )
+            if values["original sequence number"] == 0 or original in self.originals:
+                raise RecordError(
+                    number, _field(kind, "original sequence number"), "zero, or returned twice in the file"
+                )
+            self.originals.add(original)
+            for name in ("homing branch", "amount"):
+                if values[name] == 0:
+                    raise RecordError(number, _field(kind, name), "must not be zero")
+            if (values["homing account"] == 0) == (values["nonstandard account"] == 0):
+                raise RecordError(
+                    number,
+                    _field(kind, "nonstandard account"),
+                    "exactly one of homing account and nonstandard account is set",
+                )
+            code = values["rejection reason"]
+            if "CD"[0 if side == 10 else 1] not in UNPAID_CODES.get(code, ""):
+                raise RecordError(
+                    number,
+                    _field(kind, "rejection reason"),
+                    f"0{code:02d} may not return a {'credit' if side == 10 else 'debit'}",
+                )
+            current.next_sequence += 1
+            current.transactions += 1
+            current.hash_total += hash_value(values)
+            if side == 50:
+                current.debit_count += 1
+                current.debit_total += values["amount"]
+            else:
+                current.credit_count += 1
+                current.credit_total += values["amount"]
+            self.transactions += 1
+            return
+        self._outbound_trailer(kind, values, number)
+
+    def _secfail_record(self, kind: str, values: dict[str, Any], number: int) -> None:
+        """An SECFAIL file (§7): per SEC set, the corrections that were not applied."""
+        assert self.header is not None
+        if kind not in ("021", "023", "024"):
+            raise RecordError(number, _field(kind, "record id"), "an SECFAIL file holds 021, 023 and 024 records")
+        if kind == "021":
+            if self.open is not None:
+                raise RecordError(
+                    number, _field(kind, "record id"), f"set opened on line {self.open.line} has no trailer"
+                )
+            if not USER_CODE.fullmatch(values["user code"]):
+                raise RecordError(number, _field(kind, "user code"), "4 characters from A-Z and 0-9")
+            if values["generation number"] == 0:
+                raise RecordError(number, _field(kind, "generation number"), "must not be zero")
+            if values["correction date"] < values["creation date"]:
+                raise RecordError(number, _field(kind, "correction date"), "before the creation date")
+            if not values["correction date"] <= values["response date"] <= self.header["transmission date"]:
+                raise RecordError(number, _field(kind, "response date"), "before the correction or after transmission")
+            set_key = f"021/{values['user code']}/{values['generation number']:04d}/{values['creation date']:%y%m%d}"
+            if set_key in self.set_keys:
+                raise RecordError(number, _field(kind, "generation number"), f"set {set_key} is answered twice")
+            self.set_keys.append(set_key)
+            self.open = OpenSet(kind, values, number, 1)
+            return
+        current = self.open
+        if current is None:
+            raise RecordError(number, _field(kind, "record id"), "a set starts with its header 021")
+        if kind == "023":
+            side = values["sec identifier"]
+            if side not in (20, 60):
+                raise RecordError(number, _field(kind, "sec identifier"), "20 or 60")
+            if values["response sequence number"] != current.next_sequence:
+                raise RecordError(number, _field(kind, "response sequence number"), f"expected {current.next_sequence}")
+            if not USER_CODE.fullmatch(values["original user code"]):
+                raise RecordError(number, _field(kind, "original user code"), "4 characters from A-Z and 0-9")
+            if values["original action date"] > current.header["correction date"]:
+                raise RecordError(number, _field(kind, "original action date"), "after the correction date")
+            for name in ("sec sequence number", "original sequence number", "homing branch", "amount"):
+                if values[name] == 0:
+                    raise RecordError(number, _field(kind, name), "must not be zero")
+            if (values["homing account"] == 0) == (values["nonstandard account"] == 0):
+                raise RecordError(
+                    number,
+                    _field(kind, "nonstandard account"),
+                    "exactly one of homing account and nonstandard account is set",
+                )
+            code = values["failure reason"]
+            posting = "D" if side == 20 else "C"
+            if code not in SEC_FAILURES and posting not in UNPAID_CODES.get(code, ""):
+                raise RecordError(
+                    number, _field(kind, "failure reason"), f"{code:03d} is not a failure code for a {side}"
+                )
+            if not values["correction reference"].strip():
+                raise RecordError(number, _field(kind, "correction reference"), "must not be blank")
+            current.next_sequence += 1
+            current.transactions += 1
+            current.hash_total += hash_value(values)
+            if side == 20:
+                current.debit_count += 1
+                current.debit_total += values["amount"]
+            else:
+                current.credit_count += 1
+                current.credit_total += values["amount"]
+            self.transactions += 1
+            return
+        self._outbound_trailer(kind, values, number)
+
+    def _outbound_trailer(self, kind: str, values: dict[str, Any], number: int) -> None:
+        current = self.open
+        assert current is not None
+        if current.transactions == 0:
+            raise RecordError(number, _field(kind, "record id"), "a set holds at least one record")
+        expected = {
+            "debit count": current.debit_count,
+            "credit count": current.credit_count,
+            "hash total": current.hash_total % 10**18,
+            "debit total": current.debit_total,
+            "credit total": current.credit_total,
+        }
+        for name, value in expected.items():
+            if values[name] != value:
+                raise RecordError(number, _field(kind, name), f"says {values[name]}, the records give {value}")
+        self.credit_total += current.credit_total
+        self.debit_total += current.debit_total
+        self.open = None
 
     def _set_header(self, kind: str, values: dict[str, Any], number: int) -> None:
         assert self.header is not None
@@ -297,7 +487,10 @@ class FileCheck:
             self.credit_total += values["amount"]
         else:
             self.debit_total += values["amount"]
-        return {"kind": kind, "set": len(self.set_keys) - 1, "line": number, **values}
+        found = {"kind": kind, "set key": self.set_keys[-1], "line": number, **values}
+        if sec:
+            found["correction date"] = header["first action date"]
+        return found
 
     def _standard(self, kind: str, values: dict[str, Any], number: int) -> None:
         current = self.open

@@ -7,16 +7,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from xhuma.domain.eft_calendar import due_at
 from xhuma.eft.check import FileCheck, FileSummary
 from xhuma.eft.records import RecordError
 from xhuma.storage.db import bulk_insert, now_us
-from xhuma.storage.tables import eft_files, eft_sets, eft_transactions
+from xhuma.storage.tables import eft_files, eft_sets, eft_transactions, reconciliation_exceptions
 
 BATCH = 5_000
 KIND = {"001/10": "credit", "001/50": "debit", "005/20": "sec_20", "005/60": "sec_60"}
@@ -46,7 +48,9 @@ def identity(path: Path) -> tuple[str, str | None]:
     return digest.hexdigest(), key
 
 
-def ingest(engine: Engine, path: Path, *, progress: Callable[[int], None] | None = None) -> IntakeResult:
+def ingest(
+    engine: Engine, path: Path, *, progress: Callable[[int], None] | None = None, debit_release: time = time(8, 0)
+) -> IntakeResult:
     content_hash, key = identity(path)
     with engine.connect() as conn:
         earlier = conn.execute(
@@ -76,7 +80,7 @@ def ingest(engine: Engine, path: Path, *, progress: Callable[[int], None] | None
                 )
                 .returning(eft_files.c.id)
             ).scalar_one()
-            summary = _load(conn, file_id, path, progress)
+            summary = _load(conn, file_id, path, progress, debit_release)
             taken = conn.execute(select(eft_sets.c.set_key).where(eft_sets.c.set_key.in_(summary.set_keys))).first()
             if taken is not None:
                 raise _Duplicate(f"set {taken.set_key} was already accepted")
@@ -105,7 +109,9 @@ class _Duplicate(Exception):
     pass
 
 
-def _load(conn: Any, file_id: int, path: Path, progress: Callable[[int], None] | None) -> FileSummary:
+def _load(
+    conn: Any, file_id: int, path: Path, progress: Callable[[int], None] | None, debit_release: time
+) -> FileSummary:
     checker = FileCheck()
     batch: list[dict[str, Any]] = []
     with path.open("rb") as handle:
@@ -114,7 +120,7 @@ def _load(conn: Any, file_id: int, path: Path, progress: Callable[[int], None] |
             if progress is not None:
                 progress(len(raw))
             if found:
-                batch.append(_row(file_id, found))
+                batch.append(_row(file_id, found, debit_release))
                 if len(batch) >= BATCH:
                     bulk_insert(conn, eft_transactions, batch)
                     batch.clear()
@@ -126,12 +132,14 @@ def _load(conn: Any, file_id: int, path: Path, progress: Callable[[int], None] |
     return summary
 
 
-def _row(file_id: int, record: dict[str, Any]) -> dict[str, Any]:
+def _row(file_id: int, record: dict[str, Any], debit_release: time) -> dict[str, Any]:
     sec = record["kind"].startswith("005")
+    kind = KIND[record["kind"]]
+    due = due_at(kind, record["correction date"] if sec else record["action date"], debit_release)
     return {
         "file_id": file_id,
         "line": record["line"],
-        "kind": KIND[record["kind"]],
+        "kind": kind,
         "user_code": record["user code"],
         "sequence_number": record["sequence number"],
         "action_date": (record["original action date"] if sec else record["action date"]).isoformat(),
@@ -148,6 +156,9 @@ def _row(file_id: int, record: dict[str, Any]) -> dict[str, Any]:
         "sec_reason": record["sec reason"] if sec else None,
         "correction_reference": record["correction reference"] if sec else None,
         "state": "received",
+        "due_us": int(due.timestamp() * 1_000_000),
+        "set_key": record["set key"],
+        "correction_date": record["correction date"].isoformat() if sec else None,
     }
 
 
@@ -185,3 +196,51 @@ def transactions(engine: Engine, file_id: int, limit: int = 1000) -> list[dict[s
             .limit(limit)
         )
         return [dict(r._mapping) for r in rows]
+
+
+def unpaids(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(eft_transactions).where(eft_transactions.c.state == "unpaid").order_by(eft_transactions.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def take_inbox(engine: Engine, inbox: Path, debit_release: time) -> list[IntakeResult]:
+    """Ingest every `.eft` file in the inbox, oldest first, moving each to `accepted/` or
+    `refused/` (with a `.why` file beside a refused one)."""
+    results = []
+    for path in sorted(inbox.glob("*.eft"), key=lambda p: p.stat().st_mtime):
+        result = ingest(engine, path, debit_release=debit_release)
+        folder = inbox / ("accepted" if result.state == "accepted" else "refused")
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{result.file_id:06d}-{path.name}"
+        path.replace(target)
+        if result.reason:
+            target.with_suffix(".why").write_text(f"{result.state}: {result.reason}\n")
+        results.append(result)
+    return results
+
+
+def exceptions(engine: Engine) -> list[dict[str, Any]]:
+    """Open reconciliation exceptions on EFT transactions, with the transaction they concern."""
+    query = (
+        select(
+            reconciliation_exceptions.c.id,
+            reconciliation_exceptions.c.reason,
+            reconciliation_exceptions.c.detail,
+            reconciliation_exceptions.c.created_us,
+            eft_transactions.c.file_id,
+            eft_transactions.c.line,
+            eft_transactions.c.kind,
+            eft_transactions.c.user_code,
+            eft_transactions.c.sequence_number,
+            eft_transactions.c.amount_cents,
+            eft_transactions.c.message_id,
+        )
+        .join(eft_transactions, eft_transactions.c.tx_id == reconciliation_exceptions.c.tx_id)
+        .where(reconciliation_exceptions.c.state == "open")
+        .order_by(reconciliation_exceptions.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]

@@ -39,7 +39,8 @@ class ApiClient:
     role: str
 
 
-ROLES = ("retail", "admin")
+ROLES = ("retail", "admin", "bank")
+"""retail: the retail interfaces; admin: the /admin API; bank: a homing bank reporting outcomes."""
 
 
 def add_client(

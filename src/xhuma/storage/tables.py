@@ -315,8 +315,29 @@ eft_transactions = Table(
     Column("original_sequence_number", Integer, nullable=True),
     Column("sec_reason", Integer, nullable=True),
     Column("correction_reference", String(20), nullable=True),
-    # received -> (delivery, to come) ...
+    # received -> released (queued for the bank) -> acknowledged (202) -> accepted | unpaid;
+    # exception when the bank refused the message or the reconciliation window closed first.
     Column("state", String(12), nullable=False),
+    # When it may go to the bank (the business-day calendar and, for debits, the window).
+    Column("due_us", BigInteger, nullable=True),
+    # Set on release: the journal transaction that carries the messages of both directions.
+    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=True),
+    Column("message_id", String(35), nullable=True, unique=True),
+    Column("released_us", BigInteger, nullable=True),
+    Column("reason_code", String(8), nullable=True),
+    Column("reason_text", String(140), nullable=True),
+    Column("reported_us", BigInteger, nullable=True),
+    # The UNPAIDS output file an unpaid was written to.
+    Column("unpaid_file", String(200), nullable=True),
+    # The set it came in (record id/user code/generation/creation date), for output files.
+    Column("set_key", String(40), nullable=True),
+    # For a correction: the original it was matched to, or why it could not be applied (§10.5),
+    # and the unsuccessful-SEC output file that says so.
+    Column("original_id", BigInteger, nullable=True),
+    Column("correction_date", String(10), nullable=True),
+    Column("failure_code", String(3), nullable=True),
+    Column("secfail_file", String(200), nullable=True),
     Index(None, "file_id", "line"),
     Index(None, "user_code", "action_date", "sequence_number"),
+    Index(None, "state", "due_us"),
 )

@@ -1,0 +1,67 @@
+"""The homing bank's side of inbound EFT: its PaymentStatusReports, answered 202 once taken
+(a repeat is taken again harmlessly). Only credentials with the "bank" role may report."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xhuma.api.replies import json_reply
+from xhuma.eft.delivery import apply_report
+from xhuma.eft.intake import ingest
+from xhuma.eft.messages import PaymentStatusReport
+from xhuma.node import Node
+
+Credentials = Callable[[Request], tuple[str, str] | None]
+
+
+def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
+    def reports(operation: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            given = credentials(request)
+            if given is None or await node.auth.authenticate(*given, role="bank") is None:
+                return json_reply({"message": "bank credentials required"}, 401)
+            body = await request.body()
+            try:
+                report = msgspec.json.decode(body, type=PaymentStatusReport)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                return json_reply({"message": "not a PaymentStatusReport", "detail": str(exc)}, 400)
+            result = await node.db.run(apply_report(report, body.decode("utf-8", "replace"), operation))
+            if result.status != 202:
+                return json_reply({"message": result.detail}, result.status)
+            return Response(status_code=202)
+
+        return endpoint
+
+    async def upload(request: Request) -> Response:
+        """An EFT file as the request body (admin credentials): taken in as `xhuma eft ingest` would."""
+        given = credentials(request)
+        if given is None or await node.auth.authenticate(*given, role="admin") is None:
+            return json_reply({"error": "admin credentials required"}, 401)
+        name = Path(request.query_params.get("name", "upload.eft")).name
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            with path.open("wb") as out:
+                async for chunk in request.stream():
+                    out.write(chunk)
+            result = await asyncio.to_thread(
+                ingest, node.db.engine, path, debit_release=node.settings.eft.debit_release
+            )
+        body = {"file": result.file_id, "state": result.state, "reason": result.reason}
+        if result.summary is not None:
+            body.update(transactions=result.summary.transactions, transmission=result.summary.transmission_key)
+        return json_reply(body, 201 if result.state == "accepted" else 409 if result.state == "redelivered" else 400)
+
+    return [
+        Route("/admin/eft/files", upload, methods=["POST"]),
+        Route("/inbound/credit-transfer-response", reports("inboundCreditTransferResponse"), methods=["POST"]),
+        Route("/inbound/direct-debit-response", reports("inboundDirectDebitResponse"), methods=["POST"]),
+        Route("/inbound/payment-return-response", reports("inboundPaymentReturnResponse"), methods=["POST"]),
+    ]
