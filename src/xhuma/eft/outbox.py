@@ -7,7 +7,7 @@ the outbox under its name only after that commit."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from itertools import groupby
 from pathlib import Path
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select, update
 from xhuma.eft.check import hash_value
 from xhuma.eft.messages import CORRECTS
 from xhuma.eft.records import format_record
+from xhuma.eft.writer import transmission_header
 from xhuma.storage.tables import eft_transactions
 
 REASONS = {
@@ -44,75 +45,78 @@ def eft_code(reason: str | None, kind: str) -> int:
     return code if kind == "debit" or code in ALLOWED_FOR_CREDITS else 28
 
 
+Record = tuple[dict[str, Any], str]
+"""A record's field values, and the side its totals count it on ("debit" or "credit")."""
+OutboundSet = tuple[str, dict[str, Any], str, list[Record], str]
+"""Header kind and values, record kind and records, trailer kind."""
+
+
+def _outbound_file(out: TextIO, content: str, sets: Iterable[OutboundSet], **header: Any) -> int:
+    """An outbound file: each set's header, records and a trailer with counts, totals and the
+    18-digit hash total (§6.3, §7.3); returns the number of records."""
+    out.write(transmission_header(content, name="XHUMA HOMING BANK", **header) + "\n")
+    count = 1
+    for header_kind, head, record_kind, records, trailer_kind in sets:
+        out.write(format_record(header_kind, {"data status": "T", **head}) + "\n")
+        totals = {"debit count": 0, "credit count": 0, "hash total": 0, "debit total": 0, "credit total": 0}
+        for values, side in records:
+            out.write(format_record(record_kind, {"data status": "T", **values}) + "\n")
+            totals[f"{side} count"] += 1
+            totals[f"{side} total"] += values["amount"]
+            totals["hash total"] += hash_value(values)
+        totals["hash total"] %= 10**18
+        out.write(format_record(trailer_kind, {"data status": "T", **totals}) + "\n")
+        count += len(records) + 2
+    count += 1
+    out.write(format_record("999", {"data status": "T", "record count": count}) + "\n")
+    return count
+
+
+def _homing(row: dict[str, Any]) -> dict[str, int]:
+    """The non-standard rule of §4.2: a number longer than 11 digits goes in its own field."""
+    number = row["homing_account"]
+    long = len(number) > 11
+    return {"homing account": 0 if long else int(number), "nonstandard account": int(number) if long else 0}
+
+
 def write_unpaids(
     out: TextIO, rows: Iterable[dict[str, Any]], *, created: date, sender: int, destination: int, number: int
 ) -> int:
-    """Write the file; returns the number of records."""
-    out.write(
-        format_record(
-            "000",
-            {
-                "data status": "T",
-                "transmission date": created,
-                "sender code": sender,
-                "sender name": "XHUMA HOMING BANK",
-                "transmission number": number,
-                "destination code": destination,
-                "content type": "UNPAIDS",
-            },
-        )
-        + "\n"
-    )
-    count = 1
+    """An UNPAIDS file: one set per (user code, user account, original action date)."""
 
     def key(r: dict[str, Any]) -> tuple[str, int, str, str]:
         return (r["user_code"], r["user_branch"], r["user_account"], r["action_date"])
 
-    for (user_code, branch, account, action_date), group in groupby(sorted(rows, key=key), key=key):
-        out.write(
-            format_record(
-                "011",
-                {
-                    "data status": "T",
-                    "user code": user_code,
-                    "user branch": branch,
-                    "user account": int(account),
-                    "original action date": date.fromisoformat(action_date),
-                    "unpaid date": created,
-                },
-            )
-            + "\n"
-        )
-        totals = {"debit count": 0, "credit count": 0, "hash total": 0, "debit total": 0, "credit total": 0}
-        for sequence, row in enumerate(group, start=1):
-            homing = row["homing_account"]
-            side = CORRECTS.get(row["kind"], row["kind"])
-            original_sequence = row["original_sequence_number"] or row["sequence_number"]
-            values = {
-                "data status": "T",
-                "original identifier": 10 if side == "credit" else 50,
-                "unpaid sequence number": sequence,
-                "original sequence number": original_sequence,
-                "homing branch": row["homing_branch"],
-                "homing account": int(homing) if len(homing) <= 11 else 0,
-                "nonstandard account": int(homing) if len(homing) > 11 else 0,
-                "amount": row["amount_cents"],
-                "user reference": row["user_reference"],
-                "rejection reason": eft_code(row["reason_code"], side),
-                "rejection qualifier": 0,
-                "homing account name": row["homing_account_name"],
+    def sets() -> Iterator[OutboundSet]:
+        for (user_code, branch, account, action_date), group in groupby(sorted(rows, key=key), key=key):
+            head = {
+                "user code": user_code,
+                "user branch": branch,
+                "user account": int(account),
+                "original action date": date.fromisoformat(action_date),
+                "unpaid date": created,
             }
-            out.write(format_record("013", values) + "\n")
-            totals[f"{side} count"] += 1
-            totals[f"{side} total"] += row["amount_cents"]
-            totals["hash total"] += hash_value(values)
-            count += 1
-        totals["hash total"] %= 10**18
-        out.write(format_record("014", {"data status": "T", **totals}) + "\n")
-        count += 2
-    count += 1
-    out.write(format_record("999", {"data status": "T", "record count": count}) + "\n")
-    return count
+            records: list[Record] = []
+            for sequence, row in enumerate(group, start=1):
+                side = CORRECTS.get(row["kind"], row["kind"])
+                values = {
+                    "original identifier": 10 if side == "credit" else 50,
+                    "unpaid sequence number": sequence,
+                    "original sequence number": row["original_sequence_number"] or row["sequence_number"],
+                    "homing branch": row["homing_branch"],
+                    **_homing(row),
+                    "amount": row["amount_cents"],
+                    "user reference": row["user_reference"],
+                    "rejection reason": eft_code(row["reason_code"], side),
+                    "rejection qualifier": 0,
+                    "homing account name": row["homing_account_name"],
+                }
+                records.append((values, side))
+            yield "011", head, "013", records, "014"
+
+    return _outbound_file(
+        out, "UNPAIDS", sets(), created=created, sender=sender, destination=destination, number=number
+    )
 
 
 def write_outbox(engine: Engine, outbox: Path, *, today: date, sender: int, destination: int) -> Path | None:
@@ -184,75 +188,42 @@ def _write(
 def write_secfail(
     out: TextIO, rows: Iterable[dict[str, Any]], *, created: date, sender: int, destination: int, number: int
 ) -> int:
-    """Write an SECFAIL file of corrections that were not applied; returns the record count."""
-    out.write(
-        format_record(
-            "000",
-            {
-                "data status": "T",
-                "transmission date": created,
-                "sender code": sender,
-                "sender name": "XHUMA HOMING BANK",
-                "transmission number": number,
-                "destination code": destination,
-                "content type": "SECFAIL",
-            },
-        )
-        + "\n"
-    )
-    count = 1
+    """An SECFAIL file: per SEC set, the corrections that were not applied, with why."""
 
-    def key(r: dict[str, Any]) -> str:
-        return str(r["set_key"])
-
-    for set_key, group in groupby(sorted(rows, key=lambda r: (key(r), r["sequence_number"])), key=key):
-        members = list(group)
-        _record_id, requester, generation, creation = set_key.split("/")
-        out.write(
-            format_record(
-                "021",
-                {
-                    "data status": "T",
-                    "user code": requester,
-                    "generation number": int(generation),
-                    "creation date": date(2000 + int(creation[:2]), int(creation[2:4]), int(creation[4:])),
-                    "correction date": date.fromisoformat(members[0]["correction_date"]),
-                    "response date": created,
-                },
-            )
-            + "\n"
-        )
-        totals = {"debit count": 0, "credit count": 0, "hash total": 0, "debit total": 0, "credit total": 0}
-        for sequence, row in enumerate(members, start=1):
-            homing = row["homing_account"]
-            values = {
-                "data status": "T",
-                "sec identifier": 20 if row["kind"] == "sec_20" else 60,
-                "response sequence number": sequence,
-                "sec sequence number": row["sequence_number"],
-                "original user code": row["user_code"],
-                "original action date": date.fromisoformat(row["action_date"]),
-                "original sequence number": row["original_sequence_number"],
-                "homing branch": row["homing_branch"],
-                "homing account": int(homing) if len(homing) <= 11 else 0,
-                "nonstandard account": int(homing) if len(homing) > 11 else 0,
-                "amount": row["amount_cents"],
-                "failure reason": int(row["failure_code"]),
-                "failure qualifier": 0,
-                "correction reference": row["correction_reference"],
+    def sets() -> Iterator[OutboundSet]:
+        ordered = sorted(rows, key=lambda r: (r["set_key"], r["sequence_number"]))
+        for set_key, group in groupby(ordered, key=lambda r: str(r["set_key"])):
+            members = list(group)
+            _record_id, requester, generation, creation = set_key.split("/")
+            head = {
+                "user code": requester,
+                "generation number": int(generation),
+                "creation date": date(2000 + int(creation[:2]), int(creation[2:4]), int(creation[4:])),
+                "correction date": date.fromisoformat(members[0]["correction_date"]),
+                "response date": created,
             }
-            out.write(format_record("023", values) + "\n")
-            side = "debit" if row["kind"] == "sec_20" else "credit"
-            totals[f"{side} count"] += 1
-            totals[f"{side} total"] += row["amount_cents"]
-            totals["hash total"] += hash_value(values)
-            count += 1
-        totals["hash total"] %= 10**18
-        out.write(format_record("024", {"data status": "T", **totals}) + "\n")
-        count += 2
-    count += 1
-    out.write(format_record("999", {"data status": "T", "record count": count}) + "\n")
-    return count
+            records: list[Record] = []
+            for sequence, row in enumerate(members, start=1):
+                values = {
+                    "sec identifier": 20 if row["kind"] == "sec_20" else 60,
+                    "response sequence number": sequence,
+                    "sec sequence number": row["sequence_number"],
+                    "original user code": row["user_code"],
+                    "original action date": date.fromisoformat(row["action_date"]),
+                    "original sequence number": row["original_sequence_number"],
+                    "homing branch": row["homing_branch"],
+                    **_homing(row),
+                    "amount": row["amount_cents"],
+                    "failure reason": int(row["failure_code"]),
+                    "failure qualifier": 0,
+                    "correction reference": row["correction_reference"],
+                }
+                records.append((values, "debit" if row["kind"] == "sec_20" else "credit"))
+            yield "021", head, "023", records, "024"
+
+    return _outbound_file(
+        out, "SECFAIL", sets(), created=created, sender=sender, destination=destination, number=number
+    )
 
 
 def write_secfail_outbox(engine: Engine, outbox: Path, *, today: date, sender: int, destination: int) -> Path | None:

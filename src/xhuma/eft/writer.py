@@ -5,7 +5,7 @@ outbound files will take."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import IO, Any
@@ -31,26 +31,31 @@ class UserSet:
     `homing account` (or `nonstandard account`), `homing account name`, `reference`."""
 
 
+def transmission_header(content: str, *, created: date, sender: int, destination: int, number: int, name: str) -> str:
+    """The `000` record every file starts with (layout §3.1)."""
+    return format_record(
+        "000",
+        {
+            "data status": "T",
+            "transmission date": created,
+            "sender code": sender,
+            "sender name": name,
+            "transmission number": number,
+            "destination code": destination,
+            "content type": content,
+        },
+    )
+
+
 def write_payments(
-    out: IO[str], sets: list[UserSet], *, created: date, sender: int, destination: int, number: int
+    out: IO[str], sets: Iterable[UserSet], *, created: date, sender: int, destination: int, number: int
 ) -> int:
     """Write a PAYMENTS file (SAMEDAY sets); returns the number of records written."""
-    count = 1
-    out.write(
-        format_record(
-            "000",
-            {
-                "data status": "T",
-                "transmission date": created,
-                "sender code": sender,
-                "sender name": "XHUMA TEST CLEARING",
-                "transmission number": number,
-                "destination code": destination,
-                "content type": "PAYMENTS",
-            },
-        )
-        + "\n"
+    header = transmission_header(
+        "PAYMENTS", created=created, sender=sender, destination=destination, number=number, name="XHUMA TEST CLEARING"
     )
+    out.write(header + "\n")
+    count = 1
     for user_set in sets:
         count += _write_set(out, user_set, created)
     count += 1
