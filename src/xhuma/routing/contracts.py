@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.routing.operator import PreferenceChange
 from xhuma.storage.db import now_us
@@ -48,38 +49,34 @@ def load(meter_id: str) -> Callable[[Connection], MeterContracts]:
 
 def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, str | None]]) -> None:
     """Upsert what providers said: (provider, status, municipality). An unconfirmed answer never
-    overwrites a known one."""
+    overwrites a known one. One statement, so two processes (or two database threads) writing
+    answers about the same meter at once cannot trip over each other's new rows."""
     at = now_us()
-    known = {
-        r.provider: r.status
-        for r in conn.execute(
-            select(meter_contracts.c.provider, meter_contracts.c.status).where(meter_contracts.c.meter_id == meter_id)
-        )
-    }
-    new = []
+    rows: dict[str, dict[str, Any]] = {}
     for provider, status, municipality in answers:
-        if provider not in known:
-            new.append(
-                {
-                    "meter_id": meter_id,
-                    "provider": provider,
-                    "status": status,
-                    "municipality": municipality,
-                    "learned_us": at,
-                }
-            )
-            known[provider] = status
-        elif status != UNCONFIRMED or known[provider] == UNCONFIRMED:
-            values: dict[str, Any] = {"status": status, "learned_us": at}
-            if municipality:
-                values["municipality"] = municipality
-            conn.execute(
-                update(meter_contracts)
-                .where(meter_contracts.c.meter_id == meter_id, meter_contracts.c.provider == provider)
-                .values(values)
-            )
-    if new:
-        conn.execute(insert(meter_contracts), new)
+        if provider in rows and status == UNCONFIRMED:
+            continue
+        rows[provider] = {
+            "meter_id": meter_id,
+            "provider": provider,
+            "status": status,
+            "municipality": municipality,
+            "learned_us": at,
+        }
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(meter_contracts)
+    statement = statement.on_conflict_do_update(
+        index_elements=[meter_contracts.c.meter_id, meter_contracts.c.provider],
+        set_={
+            "status": statement.excluded.status,
+            "learned_us": statement.excluded.learned_us,
+            "municipality": func.coalesce(statement.excluded.municipality, meter_contracts.c.municipality),
+        },
+        where=or_(statement.excluded.status != UNCONFIRMED, meter_contracts.c.status == UNCONFIRMED),
+    )
+    conn.execute(statement, list(rows.values()))
 
 
 def set_preferences(changes: Iterable[PreferenceChange], actor: str, action: str) -> Callable[[Connection], None]:
