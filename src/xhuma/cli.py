@@ -292,15 +292,20 @@ def simulate_vouchers(
     name: Annotated[str, typer.Option(help="Provider name used in its identifiers.")] = "vouchr",
     kind: Annotated[str, typer.Option(help="full, or stellr (no advices, retries, redemptions, refunds).")] = "full",
     latency_ms: Annotated[float, typer.Option(help="Mean added latency per request.")] = 0.0,
-    lose_responses: Annotated[int, typer.Option(help="Issue the next N vouchers, then never answer.")] = 0,
+    lose_responses: Annotated[int, typer.Option(min=0, help="Issue the next N vouchers, then never answer.")] = 0,
+    mode: Annotated[str, typer.Option(help="normal, unavailable (503), hang or garbage.")] = "normal",
     seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
 ) -> None:
     """A voucher provider speaking the Single Use Voucher interface v1."""
-    from xhuma.simulators.vouchers import KINDS, VoucherSimConfig, run
+    from xhuma.simulators.vouchers import KINDS, MODES, VoucherSimConfig, run
 
     if kind not in KINDS:
         raise typer.BadParameter(f"one of {', '.join(KINDS)}", param_hint="--kind")
-    config = VoucherSimConfig(name=name, kind=kind, latency_ms=latency_ms, lose_responses=lose_responses, seed=seed)
+    if mode not in MODES:
+        raise typer.BadParameter(f"one of {', '.join(MODES)}", param_hint="--mode")
+    config = VoucherSimConfig(
+        name=name, kind=kind, latency_ms=latency_ms, mode=mode, lose_responses=lose_responses, seed=seed
+    )
     run(config, host, port)
 
 

@@ -46,11 +46,20 @@ def format_error(errors: list[FieldError], message_id: str | None) -> Reply:
 
 
 def _wording(error: FieldError) -> str:
-    if error.error == "is required":
+    if error.error == "is required" or _is_null(error):
         return f"{error.field} may not be null"
+    if error.error == "is not a known field":
+        return f"Unrecognized field '{error.field}'"
     if "regex" in error.error and "[0-9a-fA-F]{8}" in error.error:
         return f"{error.field}: UUID must conform to the format 8-4-4-4-12 hexadecimal values"
     return f"{error.field}: {error.error}"
+
+
+def _is_null(error: FieldError) -> bool:
+    """A field sent as JSON null: conforming servers word it as a missing one."""
+    return error.invalid_value is None and (
+        "got `null`" in error.error or error.error in ("expected an object", "expected an array")
+    )
 
 
 def decode_strict(body: bytes, model: type[T]) -> T:
