@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
+from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage import journal
 from xhuma.storage.db import Database, migrate
 
@@ -80,3 +81,87 @@ def test_migrations_are_idempotent(fresh_database_url: str) -> None:
     migrate(database.engine)
     migrate(database.engine)
     database.close()
+
+
+def count(db: Database, sql: str, **params: object) -> int:
+    return int(db.run_sync(lambda c: c.execute(text(sql), params).scalar()))
+
+
+def test_opening_is_idempotent_by_our_own_id(db: Database) -> None:
+    """Run again after an in-doubt commit, opening our own transaction is success, not a
+    duplicate (it used to answer the retailer DUPLICATE_RECORD for a purchase never sent)."""
+    tx = new_purchase()
+    received = journal.Message("retail", "request", "purchase", "{}", 1)
+    assert db.run_sync(journal.open_transaction(tx, [received])) is True
+    assert db.run_sync(journal.open_transaction(tx, [received])) is True
+    assert count(db, "SELECT count(*) FROM messages WHERE tx_id = :t", t=tx.id) == 1
+    other = new_purchase(tx.retail_id)
+    assert db.run_sync(journal.open_transaction(other, [])) is False
+
+
+def test_queueing_and_exceptions_are_idempotent(db: Database) -> None:
+    tx = new_purchase()
+    db.run_sync(journal.open_transaction(tx, []))
+    assert db.run_sync(enqueue("ppu:sim", tx.id, "retry", "POST", "http://x", "{}")) is True
+    assert db.run_sync(enqueue("ppu:sim", tx.id, "retry", "POST", "http://x", "{}")) is False
+    assert db.run_sync(enqueue("ppu:sim", tx.id, "reversal", "POST", "http://x", "{}")) is True
+    assert count(db, "SELECT count(*) FROM saf_entries WHERE tx_id = :t", t=tx.id) == 2
+    for _ in range(2):
+        db.run_sync(lambda c: open_exception(c, tx.id, "outcome_unknown", "first"))
+    assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE tx_id = :t", t=tx.id) == 1
+    db.run_sync(lambda c: c.execute(text("UPDATE reconciliation_exceptions SET state = 'resolved'")))
+    db.run_sync(lambda c: open_exception(c, tx.id, "outcome_unknown", "again, after it was settled"))
+    assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE tx_id = :t", t=tx.id) == 2
+
+
+class CommitFaults:
+    """Fails the next `remaining` commits at `phase`: before COMMIT (nothing committed) or after
+    it (committed, but the acknowledgement lost, as when a connection drops at COMMIT)."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self.remaining = 0
+
+    def __call__(self, phase: str) -> None:
+        if phase == self.phase and self.remaining > 0:
+            self.remaining -= 1
+            raise ConnectionError(f"injected fault {phase}")
+
+
+@pytest.mark.parametrize("phase", ["before_commit", "after_commit"])
+def test_a_fault_at_commit_neither_loses_nor_repeats_a_group(fresh_database_url: str, phase: str) -> None:
+    faults = CommitFaults()
+    db = Database(fresh_database_url, faults=faults)
+    migrate(db.engine)
+    db.start()
+    try:
+        txs = [new_purchase() for _ in range(20)]
+        received = journal.Message("retail", "request", "purchase", "{}", 1)
+
+        async def scenario() -> list[bool]:
+            faults.phase, faults.remaining = phase, 1
+            return await asyncio.gather(*(db.run(journal.open_transaction(t, [received])) for t in txs))
+
+        assert asyncio.run(scenario()) == [True] * 20
+        assert faults.remaining == 0
+        assert count(db, "SELECT count(*) FROM transactions") == 20
+        assert count(db, "SELECT count(*) FROM messages") == 20
+    finally:
+        db.close()
+
+
+def test_a_lost_acknowledgement_reports_what_the_commit_did(fresh_database_url: str) -> None:
+    """An operation that is not idempotent by itself (it appends) still runs exactly once."""
+    faults = CommitFaults()
+    db = Database(fresh_database_url, faults=faults)
+    migrate(db.engine)
+    db.start()
+    tx = new_purchase()
+    db.run_sync(journal.open_transaction(tx, []))
+    message = journal.Message("upstream", "request", "purchase", "{}", 1)
+    try:
+        faults.phase, faults.remaining = "after_commit", 1
+        asyncio.run(db.run(journal.record_messages(tx.id, [message])))
+        assert count(db, "SELECT count(*) FROM messages WHERE tx_id = :t", t=tx.id) == 1
+    finally:
+        db.close()

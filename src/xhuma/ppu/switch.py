@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State
@@ -31,7 +31,6 @@ from xhuma.routing import Router, contracts
 from xhuma.saf.queue import enqueue, open_exception
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, write_messages
-from xhuma.storage.tables import saf_entries
 from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
 
 _encode = msgspec.json.Encoder().encode
@@ -459,11 +458,6 @@ class PpuSwitch:
         adapter = self.router.by_name(provider)
         if adapter is None or not adapter.config.supports("retry"):
             open_exception(conn, tx_id, "outcome_unknown", f"provider {provider} cannot retry; settle by hand")
-            return
-        pending = conn.execute(
-            select(saf_entries.c.id).where(saf_entries.c.tx_id == tx_id, saf_entries.c.state == "pending").limit(1)
-        ).first()
-        if pending is not None:
             return
         call = adapter.prepare(ops.RETRY, _decode(upstream_request))
         enqueue(f"ppu:{adapter.name}", tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)

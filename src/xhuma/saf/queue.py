@@ -11,7 +11,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, not_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from xhuma.domain.delivery import Verdict
@@ -51,13 +52,24 @@ class Settlement:
 
 
 ENTRY_COLUMNS = [c.name for c in saf_entries.columns if c.name != "id"]
-INSERT_ENTRY = Prepared(lambda _: insert(saf_entries), ENTRY_COLUMNS)
 
 
-def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body: str) -> Callable[[Connection], None]:
-    """Queue a message; run it inside the transaction of the change that makes it due."""
+def _insert_entry(dialect: str) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(saf_entries).on_conflict_do_nothing(index_elements=["tx_id", "operation"])
 
-    def op(conn: Connection) -> None:
+
+INSERT_ENTRY = Prepared(_insert_entry, ENTRY_COLUMNS)
+
+
+def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body: str) -> Callable[[Connection], bool]:
+    """Queue a message; run it inside the transaction of the change that makes it due.
+
+    Idempotent by our own id: a message (`operation` of transaction `tx_id`) is queued once, so
+    an operation run again after a rollback, or two nodes deciding the same follow-up, queue
+    one entry. False when it was queued already."""
+
+    def op(conn: Connection) -> bool:
         at = now_us()
         row = dict.fromkeys(ENTRY_COLUMNS)
         row.update(
@@ -73,7 +85,7 @@ def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body:
             created_us=at,
             updated_us=at,
         )
-        INSERT_ENTRY.execute(conn, row)
+        return bool(INSERT_ENTRY.execute(conn, row).rowcount)
 
     return op
 
@@ -192,10 +204,15 @@ def settle(
 
 
 def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> None:
+    """Open an exception a person must settle; one that is open already for the same
+    transaction and reason stays as it is (so this is safe to run twice)."""
     at = now_us()
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        insert(reconciliation_exceptions).values(
-            tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at
+        module.insert(reconciliation_exceptions)
+        .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
+        .on_conflict_do_nothing(
+            index_elements=["tx_id", "reason"], index_where=reconciliation_exceptions.c.state == "open"
         )
     )
 

@@ -8,17 +8,22 @@ blocks on the database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+
+from xhuma.storage.prepared import Prepared
+from xhuma.storage.tables import commit_markers
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
@@ -85,8 +90,16 @@ def migrate(engine: Engine) -> None:
 class Database:
     """Runs operations (functions of a Connection) in grouped transactions on worker threads."""
 
-    def __init__(self, url: str | None = None, *, threads: int | None = None, batch_max: int = 128):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        threads: int | None = None,
+        batch_max: int = 128,
+        faults: FaultHook | None = None,
+    ):
         self.url = url or database_url()
+        self.faults = faults
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
         self._threads_wanted = threads or (1 if self.dialect == "sqlite" else 4)
@@ -122,7 +135,7 @@ class Database:
     def _work(self) -> None:
         # Each thread keeps its own connection: checking one out of the pool per group would
         # cost a pool round (and a reset ROLLBACK) per commit.
-        holder = _HeldConnection(self.engine)
+        holder = _HeldConnection(self.engine, self.faults)
         try:
             while True:
                 item = self._queue.get()
@@ -146,8 +159,9 @@ class Database:
         try:
             results = holder.transaction(lambda conn: [op(conn) for op, _, _ in batch])
         except Exception:
-            # One operation failed: the group was rolled back, so run each alone and let only
-            # the failing one see its error.
+            # The group did not commit (an in-doubt COMMIT was settled by its marker): run each
+            # operation alone so only the failing one sees its error. Every operation is
+            # idempotent by our own ids, so one that did partly run before is safe to run again.
             for op, future, loop in batch:
                 try:
                     result = holder.transaction(op)
@@ -160,28 +174,92 @@ class Database:
             loop.call_soon_threadsafe(_settle, future, result, None)
 
 
+class InDoubt(Exception):
+    """A COMMIT failed and whether it took effect could not be found out (the database stayed
+    away): the operation is neither reported done nor run again."""
+
+
+FaultHook = Callable[[str], None]
+"""Called with "before_commit" and "after_commit" around each COMMIT: the fault simulator's seam
+for failing a commit, or committing and then losing the acknowledgement."""
+
+
 class _HeldConnection:
-    """A connection kept by one database thread, replaced when the database drops it."""
+    """A connection kept by one database thread, replaced when the database drops it.
 
-    def __init__(self, engine: Engine) -> None:
+    Each transaction writes a commit marker; when COMMIT raises, a fresh connection looks for
+    the marker, so a commit whose acknowledgement was lost is reported as done (with the results
+    the work computed) and never run a second time."""
+
+    CHECK_ATTEMPTS = 5
+
+    def __init__(self, engine: Engine, faults: FaultHook | None = None) -> None:
         self.engine = engine
+        self.faults = faults
         self.conn: Connection | None = None
+        self._commits = 0
 
-    def transaction(self, work: Callable[[Connection], T]) -> T:
+    def _connection(self) -> Connection:
         if self.conn is None or self.conn.closed or self.conn.invalidated:
             self.conn = self.engine.connect()
+        return self.conn
+
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        conn = self._connection()
+        marker = uuid.uuid4().hex
+        committing = False
         try:
-            with self.conn.begin():
-                return work(self.conn)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
+            with conn.begin():
+                result = work(conn)
+                MARK.execute(conn, {"id": marker, "at_us": now_us()})
+                committing = True
+                if self.faults is not None:
+                    self.faults("before_commit")
+            if self.faults is not None:
+                self.faults("after_commit")
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated or committing:
                 self.close()
+            if committing and self._committed(marker):
+                return result
             raise
+        self._commits += 1
+        if self._commits % MARKER_SWEEP_EVERY == 0:
+            self._sweep()
+        return result
+
+    def _committed(self, marker: str) -> bool:
+        """Whether the transaction that wrote `marker` committed, asked on a new connection."""
+        for attempt in range(self.CHECK_ATTEMPTS):
+            try:
+                conn = self._connection()
+                with conn.begin():
+                    found = conn.execute(select(commit_markers.c.id).where(commit_markers.c.id == marker)).first()
+                return found is not None
+            except Exception:  # noqa: BLE001 - the database may be briefly away; ask again
+                self.close()
+                time.sleep(0.05 * 2**attempt)
+        raise InDoubt(f"commit {marker} may or may not have taken effect")
+
+    def _sweep(self) -> None:
+        """Markers are needed only while their COMMIT's outcome is being found out."""
+        try:
+            conn = self._connection()
+            with conn.begin():
+                conn.execute(delete(commit_markers).where(commit_markers.c.at_us < now_us() - MARKER_KEEP_US))
+        except Exception:  # noqa: BLE001 - a later sweep takes them
+            self.close()
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            with contextlib.suppress(Exception):
+                self.conn.close()
             self.conn = None
+
+
+MARK = Prepared(lambda _: insert(commit_markers), ["id", "at_us"])
+MARKER_SWEEP_EVERY = 1000
+MARKER_KEEP_US = 600 * 1_000_000
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -131,10 +131,36 @@ SET_PROVIDER = Prepared(
 )
 
 
-def insert_if_new(conn: Connection, values: dict[str, Any]) -> bool:
-    """Insert a transaction row; False when its retail id is already taken in its id space."""
+class Claim(StrEnum):
+    """What inserting a transaction row found."""
+
+    NEW = "new"
+    OURS = "ours"
+    """The row with our own id is there already: this operation ran before (its commit's
+    acknowledgement was lost, or it is run again after a rollback), so it is done, not a
+    duplicate."""
+    TAKEN = "taken"
+    """Another transaction has the retailer's id in this id space: a real duplicate."""
+
+
+OUR_ROW = Prepared(lambda _: select(transactions.c.id).where(transactions.c.id == bindparam("tx_id")))
+
+
+def claim_id(conn: Connection, values: dict[str, Any]) -> Claim:
+    """Insert a transaction row, idempotently by our own id."""
     row = {name: values.get(name) for name in TRANSACTION_COLUMNS}
-    return INSERT_TRANSACTION.execute(conn, row).fetchone() is not None
+    if INSERT_TRANSACTION.execute(conn, row).fetchone() is not None:
+        return Claim.NEW
+    return Claim.OURS if OUR_ROW.execute(conn, {"tx_id": values["id"]}).fetchone() else Claim.TAKEN
+
+
+def open_new(conn: Connection, tx: NewTransaction, items: Sequence[Message]) -> Claim:
+    """Record a transaction and its first messages, unless this ran already (see `Claim`)."""
+    at = now_us()
+    claim = claim_id(conn, {**vars(tx), "id_space": tx.id_space, "created_us": at, "updated_us": at})
+    if claim is Claim.NEW:
+        write_messages(conn, tx.id, items)
+    return claim
 
 
 def write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
@@ -143,15 +169,11 @@ def write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> No
 
 
 def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[Connection], bool]:
-    """Record a new transaction and its first messages; False when its retail id is taken."""
+    """Record a new transaction and its first messages; False when its retail id is taken by
+    another transaction (True when this very transaction is recorded already)."""
 
     def op(conn: Connection) -> bool:
-        at = now_us()
-        values = {**vars(tx), "id_space": tx.id_space, "created_us": at, "updated_us": at}
-        if not insert_if_new(conn, values):
-            return False
-        write_messages(conn, tx.id, items)
-        return True
+        return open_new(conn, tx, items) is not Claim.TAKEN
 
     return op
 
@@ -283,8 +305,11 @@ def accept_advice(
             "created_us": at,
             "updated_us": at,
         }
-        if not insert_if_new(conn, values):
+        claim = claim_id(conn, values)
+        if claim is Claim.TAKEN:
             return AdviceResult.DUPLICATE, parent_row
+        if claim is Claim.OURS:
+            return AdviceResult.ACCEPTED, parent_row  # accepted, and queued, by an earlier run
         write_messages(conn, advice.id, items)
         new_state = after_advice(State(parent_row["state"]), advice.kind)
         if new_state != parent_row["state"]:

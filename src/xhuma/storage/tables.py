@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -121,8 +122,21 @@ saf_entries = Table(
     Column("updated_us", BigInteger, nullable=False),
     Index(None, "state", "next_attempt_us"),
     Index(None, "queue", "state", "id"),
-    Index(None, "tx_id"),
+    # One entry per message: queueing is idempotent by our own id (an advice's, or the
+    # retrieval of one transaction), so running a queueing operation twice queues once.
+    UniqueConstraint("tx_id", "operation"),
 )
+
+commit_markers = Table(
+    "commit_markers",
+    metadata,
+    # One row per group commit, written inside the group: when COMMIT raises, its presence
+    # afterwards says whether the group committed (the acknowledgement was lost) or not.
+    Column("id", String(32), primary_key=True),
+    Column("at_us", BigInteger, nullable=False),
+)
+
+OPEN = text("state = 'open'")
 
 reconciliation_exceptions = Table(
     "reconciliation_exceptions",
@@ -137,6 +151,8 @@ reconciliation_exceptions = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Index(None, "state", "created_us"),
+    # At most one open exception per transaction and reason: opening one is idempotent.
+    Index("uq_open_exception", "tx_id", "reason", unique=True, sqlite_where=OPEN, postgresql_where=OPEN),
 )
 
 meter_contracts = Table(

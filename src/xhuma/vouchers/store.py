@@ -17,10 +17,11 @@ from xhuma.storage.db import now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
     REQUEST_SPACE,
+    Claim,
     Message,
     NewTransaction,
-    insert_if_new,
-    open_transaction,
+    claim_id,
+    open_new,
     write_messages,
 )
 from xhuma.storage.tables import reconciliation_exceptions, transactions, voucher_early_reversals, vouchers
@@ -51,10 +52,12 @@ def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Is
             )
         ).scalar()
         if early is not None:
-            return str(early) if open_transaction(replace(tx, state=State.DECLINED), [received])(conn) else None
-        if not open_transaction(tx, [received, sent])(conn):
+            declined = open_new(conn, replace(tx, state=State.DECLINED), [received])
+            return None if declined is Claim.TAKEN else str(early)
+        claim = open_new(conn, tx, [received, sent])
+        if claim is Claim.TAKEN:
             return None
-        if issue is not None:
+        if issue is not None and claim is Claim.NEW:
             at = now_us()
             conn.execute(
                 insert(vouchers).values(
@@ -187,18 +190,20 @@ def advise(
             if not event.is_reversal:
                 return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
             # Remembered, so the request it reverses is refused if it arrives later (§6.1).
-            if not open_transaction(advice, items)(conn):
+            claim = open_new(conn, advice, items)
+            if claim is Claim.TAKEN:
                 return AdviceDecision(400, "DUPLICATE_RECORD", request_id)
-            conn.execute(
-                insert(voucher_early_reversals).values(
-                    client_id=advice.client_id,
-                    request_id=request_id,
-                    request_kind=request_kind,
-                    reversal_tx_id=advice.id,
-                    reversal_id=advice.retail_id,
-                    at_us=at,
+            if claim is Claim.NEW:
+                conn.execute(
+                    insert(voucher_early_reversals).values(
+                        client_id=advice.client_id,
+                        request_id=request_id,
+                        request_kind=request_kind,
+                        reversal_tx_id=advice.id,
+                        reversal_id=advice.retail_id,
+                        at_us=at,
+                    )
                 )
-            )
             return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
         request = dict(found._mapping)
         voucher_id = request["id"] if request_kind is Kind.VOUCHER_PROVISION else request["parent_id"]
@@ -207,8 +212,11 @@ def advise(
         values.update(parent_id=request["id"], provider=request["provider"])
         if decision.status != 202:
             values.update(state=State.DECLINED, retail_status=decision.status, error_type=decision.error_type)
-        if not insert_if_new(conn, values):
+        claim = claim_id(conn, values)
+        if claim is Claim.TAKEN:
             return AdviceDecision(400, "DUPLICATE_RECORD", request_id, request)
+        if claim is Claim.OURS:
+            return AdviceDecision(202, request=request)  # judged, journalled and queued already
         write_messages(conn, advice.id, items)
         if decision.status != 202:
             return AdviceDecision(decision.status, decision.error_type, decision.original_id, request)

@@ -226,6 +226,8 @@ class VoucherSwitch:
             then=then,
             provider=adapter.name,
         )
+        if answer.outcome is Outcome.UNKNOWN:
+            self.on_enqueued()  # a retrieval may have been queued; told here, on the event loop
         return reply
 
     def apply_provision_outcome(
@@ -270,7 +272,6 @@ class VoucherSwitch:
         upstream = store.upstream_request(conn, tx_id)
         call = adapter.prepare(ops.RETRY, _decode(upstream), provision_id=tx_id)
         enqueue(QUEUE_PREFIX + adapter.name, tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
-        self.on_enqueued()
 
     async def _duplicate(self, client_id: str, message_id: str) -> Reply:
         voucher = await self.journal.db.run(store.find_voucher(client_id, provision_id=message_id))
