@@ -220,8 +220,8 @@ def test_ordered_queue_delivers_one_at_a_time_in_order(fresh_database_url: str) 
             " VALUES ('t1', 'c', 'r', 'request', 'purchase', 'approved', 0, 0)"
         )
     )
-    for name in ("q", "q", "other"):
-        db.run_sync(queue.enqueue(name, "t1", "op", "POST", "http://x", "{}"))
+    for n, name in enumerate(("q", "q", "other")):
+        db.run_sync(queue.enqueue(name, "t1", f"op{n}", "POST", "http://x", "{}"))
     ids = [e["id"] for e in reversed(db.run_sync(queue.list_entries()))]
     claimed = db.run_sync(queue.claim("w1", 10, 10_000_000, ordered={"q"}))
     assert sorted(e.id for e in claimed) == [ids[0], ids[2]]
