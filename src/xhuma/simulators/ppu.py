@@ -183,7 +183,9 @@ class Simulator:
         if operation is ops.RETRY:
             return await self._retry(path["id"], message, raw)
         seen = self.ledger.seen.setdefault(operation.name, set())
-        if message.id in seen:
+        # A retry for an id never seen sells under that id, so the original arriving after it
+        # is a duplicate, as a real provider answers: one purchase id never sells twice.
+        if message.id in seen or (operation is ops.PURCHASE and message.id in self.ledger.sales):
             return self._error(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
         seen.add(message.id)
         if operation is ops.REPRINT:
