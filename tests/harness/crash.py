@@ -433,6 +433,8 @@ class Journal:
     deliveries: dict[str, str]
     exceptions: set[str]
     codes: dict[str, str | None]
+    early_reversals: dict[str, tuple[str, str]]
+    """Reversal advice tx id -> (request kind, request retail id) of a request not seen first."""
 
     @classmethod
     def read(cls, database_url: str) -> Journal:
@@ -446,8 +448,14 @@ class Journal:
                 r.tx_id for r in conn.execute(text("SELECT tx_id FROM reconciliation_exceptions WHERE state = 'open'"))
             }
             codes = {r.id: r.code for r in conn.execute(text("SELECT id, code FROM vouchers"))}
+            early_reversals = {
+                r.reversal_tx_id: (r.request_kind, r.request_id)
+                for r in conn.execute(
+                    text("SELECT reversal_tx_id, request_kind, request_id FROM voucher_early_reversals")
+                )
+            }
         engine.dispose()
-        return cls(txs, deliveries, exceptions, codes)
+        return cls(txs, deliveries, exceptions, codes, early_reversals)
 
     def advice_problem(self, advice_tx: Any, provider_advices: dict[str, str], what: str) -> str | None:
         """Why an advice the switch took is neither at the provider under its own id nor an open
@@ -559,7 +567,9 @@ def compare_vouchers(journal: Journal, ledger: dict[str, Any], outcomes: list[Vo
     provisions_by_retail = {r.retail_id: r for r in txs.values() if r.kind == "voucher_provision"}
     steps_by_retail = {r.retail_id: r for r in txs.values() if r.kind in ("redemption", "refund")}
     by_advice_id = {t.retail_id: t for t in txs.values() if t.kind in SUV_ADVICES}
-    provider_advices = {a_id: a["requestId"] for a_id, a in ledger["advices"].items() if a.get("status") == 202}
+    # The provider keeps the advices it took (202) and the reversals it remembers for a request it
+    # has not seen (404, so that request is refused if it ever comes): both were received.
+    provider_advices = {a_id: a["requestId"] for a_id, a in ledger["advices"].items()}
     acknowledged = 0
     for outcome in outcomes:
         row = provisions_by_retail.get(outcome.retail_id)
@@ -581,7 +591,17 @@ def compare_vouchers(journal: Journal, ledger: dict[str, Any], outcomes: list[Vo
                 acknowledged += 1
                 if advice.id not in by_advice_id:
                     problems.append(f"acknowledged voucher advice {advice.id} ({advice.path}) is not in the journal")
+    requests = {(r.kind, r.retail_id) for r in txs.values() if r.state != "declined"}
     for advice_tx in by_advice_id.values():
+        if advice_tx.parent_id is None:
+            # A reversal of a request the switch never journalled, so never sent: it is kept to
+            # refuse that request if it comes, and nothing goes upstream.
+            request = journal.early_reversals.get(advice_tx.id)
+            if request is None:
+                problems.append(f"{advice_tx.kind} advice {advice_tx.retail_id} has no request and no early reversal")
+            elif request in requests:
+                problems.append(f"{request[0]} {request[1]} went ahead after its reversal came first")
+            continue
         parent = txs.get(advice_tx.parent_id)
         if parent is not None and parent.state == "declined" and advice_tx.id not in journal.deliveries:
             continue
