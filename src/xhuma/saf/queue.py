@@ -19,7 +19,7 @@ from xhuma.domain.delivery import Verdict
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Message, write_messages
 from xhuma.storage.prepared import Prepared
-from xhuma.storage.tables import reconciliation_exceptions, saf_entries
+from xhuma.storage.tables import OPEN, reconciliation_exceptions, saf_entries
 
 PENDING, DELIVERED, EXCEPTION, RESOLVED = "pending", "delivered", "exception", "resolved"
 
@@ -211,9 +211,7 @@ def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> No
     conn.execute(
         module.insert(reconciliation_exceptions)
         .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
-        .on_conflict_do_nothing(
-            index_elements=["tx_id", "reason"], index_where=reconciliation_exceptions.c.state == "open"
-        )
+        .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
     )
 
 
