@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
-from xhuma.saf.queue import enqueue, open_exception
+from xhuma.saf.queue import enqueue
 from xhuma.storage import journal
 from xhuma.storage.db import Database, migrate
 
@@ -70,10 +70,22 @@ def test_final_answer_is_kept_when_a_late_unknown_arrives(db: Database) -> None:
     tx = new_purchase()
     db.run_sync(journal.open_transaction(tx, []))
     db.run_sync(journal.record_outcome(tx.id, Outcome.SUCCESSFUL, [], retail_status=201, retail_response='{"ok":1}'))
-    state = db.run_sync(journal.record_outcome(tx.id, Outcome.UNKNOWN, [], retail_status=504, retail_response="{}"))
-    assert state is State.APPROVED
+    recorded = db.run_sync(journal.record_outcome(tx.id, Outcome.UNKNOWN, [], retail_status=504, retail_response="{}"))
+    assert recorded == journal.Recorded(State.APPROVED, 201, '{"ok":1}')  # what the retailer is told
     row = db.run_sync(journal.find("c1", Kind.PURCHASE, tx.retail_id))
     assert row is not None and row["retail_status"] == 201 and row["retail_response"] == '{"ok":1}'
+    late = db.run_sync(journal.record_outcome(tx.id, Outcome.FAILED, [], retail_status=400, retail_response="{}"))
+    assert late == journal.Recorded(State.APPROVED, 201, '{"ok":1}')
+
+
+def test_a_success_for_our_id_overrides_a_decline_and_a_person_is_told(db: Database) -> None:
+    tx = new_purchase()
+    db.run_sync(journal.open_transaction(tx, []))
+    declined = db.run_sync(journal.record_outcome(tx.id, Outcome.FAILED, [], retail_status=400, retail_response="no"))
+    assert declined.state is State.DECLINED
+    sold = db.run_sync(journal.record_outcome(tx.id, Outcome.SUCCESSFUL, [], retail_status=201, retail_response="yes"))
+    assert sold == journal.Recorded(State.APPROVED, 201, "yes")
+    assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE reason = 'approved_after_decline'") == 1
 
 
 def test_migrations_are_idempotent(fresh_database_url: str) -> None:
@@ -107,17 +119,17 @@ def test_queueing_and_exceptions_are_idempotent(db: Database) -> None:
     assert db.run_sync(enqueue("ppu:sim", tx.id, "reversal", "POST", "http://x", "{}")) is True
     assert count(db, "SELECT count(*) FROM saf_entries WHERE tx_id = :t", t=tx.id) == 2
     for _ in range(2):
-        db.run_sync(lambda c: open_exception(c, tx.id, "outcome_unknown", "first"))
+        db.run_sync(lambda c: journal.open_exception(c, tx.id, "outcome_unknown", "first"))
     assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE tx_id = :t", t=tx.id) == 1
     db.run_sync(lambda c: c.execute(text("UPDATE reconciliation_exceptions SET state = 'resolved'")))
-    db.run_sync(lambda c: open_exception(c, tx.id, "outcome_unknown", "again, after it was settled"))
+    db.run_sync(lambda c: journal.open_exception(c, tx.id, "outcome_unknown", "again, after it was settled"))
     assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE tx_id = :t", t=tx.id) == 2
     # PostgreSQL prepares a statement met often enough (psycopg's threshold is 5); the prepared
     # form must still find the partial index it conflicts on.
     for _ in range(8):
         other = new_purchase()
         db.run_sync(journal.open_transaction(other, []))
-        db.run_sync(lambda c, tx_id=other.id: open_exception(c, tx_id, "outcome_unknown", "often"))
+        db.run_sync(lambda c, tx_id=other.id: journal.open_exception(c, tx_id, "outcome_unknown", "often"))
     assert count(db, "SELECT count(*) FROM reconciliation_exceptions WHERE detail = 'often'") == 8
 
 

@@ -107,11 +107,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         eft=_eft(data.get("eft", {}), path),
         source=str(path),
     )
-    longest_read = max(p.read_timeout for p in settings.providers)
-    if settings.saf.lease_seconds <= longest_read:
+    longest = max((p.deadline_seconds for p in settings.providers), default=0.0)
+    if settings.saf.lease_seconds <= longest:
         raise ConfigError(
             f"{path}: saf.lease_seconds ({settings.saf.lease_seconds:g}) must exceed the longest provider "
-            f"read_timeout ({longest_read:g}), or a slow delivery could be taken over while still in flight"
+            f"read_timeout ({longest:g}), or a slow delivery could be taken over while still in flight"
         )
     return settings
 

@@ -117,7 +117,7 @@ class Node:
     async def _recover_stale(self) -> None:
         """Purchases and voucher provisions a dead process left in flight become unknown and are
         retrieved."""
-        timeouts = [p.read_timeout for p in self.settings.providers] or [60.0]
+        timeouts = [p.deadline_seconds for p in self.settings.providers] or [60.0]
         older_than_us = int((max(timeouts) + 5) * 1e6)
         recovered = await self.db.run(recover_stale_purchases(self.switch, older_than_us))
         recovered += await self.db.run(recover_stale_provisions(self.vouchers, older_than_us))

@@ -8,9 +8,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from xhuma.domain.outcomes import Outcome
-
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 502, 503})
+from xhuma.domain.outcomes import UNSEEN_STATUSES, Outcome
 
 
 class Verdict(StrEnum):
@@ -42,7 +40,7 @@ def advice_verdict(answer: Answer, *, reversal: bool) -> Verdict:
     purchase standing that the retailer undid; past the queue's maximum age a person decides."""
     if answer.outcome is Outcome.SUCCESSFUL:
         return Verdict.DELIVERED
-    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
+    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in UNSEEN_STATUSES:
         return Verdict.REPEAT
     if answer.error_type == "DUPLICATE_RECORD":
         return Verdict.DELIVERED
@@ -54,7 +52,7 @@ def advice_verdict(answer: Answer, *, reversal: bool) -> Verdict:
 def retry_verdict(answer: Answer) -> Verdict:
     """A follow-up retry of a purchase (or voucher provision) whose outcome was unknown: any final answer, approval or
     decline, is what we were after; only an unknown one is asked again."""
-    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
+    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in UNSEEN_STATUSES:
         return Verdict.REPEAT
     return Verdict.DELIVERED
 

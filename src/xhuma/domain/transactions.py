@@ -77,12 +77,14 @@ def after_outcome(state: State, outcome: Outcome) -> State:
     """The state once an upstream answer (to the request or to a retry of it) is known.
 
     An advice the retailer already sent wins over a late answer: the provider's approval after
-    a reversal leaves the purchase reversed (the reversal is what gets delivered upstream)."""
-    if state in (State.CONFIRMED, State.REVERSED):
+    a reversal leaves the purchase reversed (the reversal is what gets delivered upstream).
+    An approval is never replaced; a decline is replaced only by a success for the same id
+    (the provider did sell it, whatever an earlier answer said, so the goods must be accounted
+    for)."""
+    if state in (State.CONFIRMED, State.REVERSED, State.APPROVED):
         return state
-    if state in (State.APPROVED, State.DECLINED):
-        # A final answer is never replaced by a later one.
-        return state
+    if state is State.DECLINED:
+        return State.APPROVED if outcome is Outcome.SUCCESSFUL else state
     return {
         Outcome.SUCCESSFUL: State.APPROVED,
         Outcome.FAILED: State.DECLINED,

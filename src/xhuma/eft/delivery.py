@@ -15,16 +15,16 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, insert, select, update
 
-from xhuma.domain.delivery import RETRYABLE_STATUSES, Answer, Verdict
-from xhuma.domain.outcomes import Outcome
+from xhuma.domain.delivery import Answer, Verdict
+from xhuma.domain.outcomes import UNSEEN_STATUSES, Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.eft.messages import CORRECTS, PaymentStatusReport, build, build_return
 from xhuma.eft.outbox import eft_code
 from xhuma.providers.http import JsonHttpAdapter
-from xhuma.saf.queue import QueuedEntry, enqueue, open_exception
+from xhuma.saf.queue import QueuedEntry, enqueue
 from xhuma.saf.worker import Attempt, send_entry
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import Message, write_messages
+from xhuma.storage.journal import Message, open_exception, write_messages
 from xhuma.storage.tables import eft_transactions, transactions
 
 QUEUE = "eft:bank"
@@ -52,7 +52,7 @@ def delivery_verdict(answer: Answer) -> Verdict:
     stops for a person (the message itself is wrong)."""
     if answer.outcome is Outcome.SUCCESSFUL:
         return Verdict.DELIVERED
-    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in RETRYABLE_STATUSES:
+    if answer.outcome is Outcome.UNKNOWN or not answer.reached or answer.status in UNSEEN_STATUSES:
         return Verdict.REPEAT
     if answer.status is not None and answer.status >= 500:
         return Verdict.REPEAT

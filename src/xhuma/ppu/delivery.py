@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from xhuma.domain.delivery import Verdict, advice_verdict, retry_verdict
+from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.transactions import Kind
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
-from xhuma.ppu.switch import PpuSwitch
+from xhuma.ppu.switch import PpuSwitch, has_tokens
 from xhuma.saf.queue import QueuedEntry
-from xhuma.saf.worker import Attempt, send_entry
+from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
 from xhuma.storage import journal
 from xhuma.storage.tables import messages
 from xhuma.validation import decode
@@ -41,7 +41,7 @@ class PpuDeliverer:
         sent = await send_entry(adapter, operation, entry)
         answer = sent.answer
         if operation is ops.RETRY:
-            verdict = retry_verdict(sent.judged)
+            answer, verdict = judge_retrieval(sent, has_goods=has_tokens(answer.payload))
 
             def apply(conn: Connection) -> None:
                 self.apply_retrieved_outcome(conn, entry.tx_id, answer)

@@ -28,9 +28,9 @@ from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.routing import Router, contracts
-from xhuma.saf.queue import enqueue, open_exception
+from xhuma.saf.queue import enqueue
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, write_messages
+from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception, write_messages
 from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
 
 _encode = msgspec.json.Encoder().encode
@@ -46,6 +46,10 @@ DEFAULT_STATUS_ERROR = {
     503: "UPSTREAM_UNAVAILABLE",
 }
 
+
+IN_FLIGHT_MARGIN_SECONDS = 5.0
+"""How much longer than a provider's deadline a request journalled as sent is taken to be in
+flight, before a retry or recovery takes it as abandoned by a dead process."""
 
 OWN_TERMINAL_ID = "ROUTING0"
 OWN_MERCHANT = wire.Merchant(
@@ -425,7 +429,10 @@ class PpuSwitch:
         also: Callable[[Connection], None] | None = None,
     ) -> Reply:
         """Journal the outcome and the retail answer (with `also`, in the same transaction),
-        then answer."""
+        then answer with what the journal holds: another node (or an earlier answer) may have
+        settled the purchase already, and the retailer must hear what the journal says."""
+        if operation.kind is Kind.PURCHASE:
+            answer = answer.for_money(retrieving=operation is ops.RETRY, has_goods=has_tokens(answer.payload))
         reply, error_type = self.retail_reply(operation, message, tx_id, answer)
         got = self._got(call, answer, adapter)
         sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
@@ -437,7 +444,7 @@ class PpuSwitch:
             if queues_follow_up and state is State.UNKNOWN:
                 self.queue_follow_up(conn, tx_id, adapter.name, call.body.decode())
 
-        await self.journal.record_outcome(
+        recorded = await self.journal.record_outcome(
             tx_id,
             answer.outcome,
             [*(extra or []), got, sent],
@@ -449,7 +456,12 @@ class PpuSwitch:
         )
         if queues_follow_up:
             self.on_enqueued()
-        return reply
+        if recorded.retail_response is None or recorded.retail_status is None:
+            return reply
+        if recorded.retail_response == sent.body:
+            return reply
+        status = _status_for(operation, recorded.retail_status)
+        return Reply(status, self._restamp(recorded.retail_response, message))
 
     def queue_follow_up(self, conn: Connection, tx_id: str, provider: str | None, upstream_request: str) -> None:
         """Queue the retrieval of a purchase whose outcome is unknown (a retry at the same
@@ -537,6 +549,13 @@ class PpuSwitch:
         if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
             return await self._answer_from_journal(operation, tx_id, row, message, received)
         adapter = self.router.by_name(row["provider"])
+        if row["state"] == State.SENT_UPSTREAM and not self._abandoned(row, adapter):
+            # Still in flight, perhaps on another node: a second request for the same upstream
+            # id could bring a second, contrary answer. The retailer asks again later.
+            reply = error_reply(504, "UPSTREAM_UNAVAILABLE", "In progress", operation, message.id)
+            sent = Message(RETAIL, "response", operation.name, reply.body.decode(), now_us(), status=504)
+            await self.journal.record_messages(tx_id, [received, sent])
+            return reply
         if adapter is None or not adapter.config.supports("retry"):
             await self.journal.record_messages(tx_id, [received])
             return error_reply(
@@ -553,12 +572,17 @@ class PpuSwitch:
         answer = await adapter.send(call)
         return await self._conclude(operation, tx_id, message, call, answer, adapter)
 
+    @staticmethod
+    def _abandoned(row: dict[str, Any], adapter: ProviderAdapter | None) -> bool:
+        """Whether a request journalled as sent has outlived any request's deadline (its
+        process died): by the journal's time, as every node reads it."""
+        deadline = adapter.config.deadline_seconds if adapter is not None else 60.0
+        return bool(now_us() - row["updated_us"] > (deadline + IN_FLIGHT_MARGIN_SECONDS) * 1e6)
+
     async def _answer_from_journal(
         self, operation: Operation, tx_id: str, row: dict[str, Any], message: Any, received: Message
     ) -> Reply:
-        status = row["retail_status"]
-        if operation is ops.REPRINT and status < 300 or operation is ops.RETRY and status < 300:
-            status = operation.success_status
+        status = _status_for(operation, row["retail_status"])
         reply = Reply(status, self._restamp(row["retail_response"], message))
         sent = Message(RETAIL, "response", operation.name, reply.body.decode(), now_us(), status=status)
         await self.journal.record_messages(tx_id, [received, sent])
@@ -635,6 +659,19 @@ class PpuSwitch:
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
         return Reply(202, body)
+
+
+def _status_for(operation: Operation, stored_status: int) -> int:
+    """A stored success answers a retry or reprint with that operation's own success status."""
+    if stored_status < 300 and operation in (ops.RETRY, ops.REPRINT):
+        return operation.success_status
+    return stored_status
+
+
+def has_tokens(payload: dict[str, Any] | None) -> bool:
+    """A purchase is sold with at least one token; a success without one is not yet known."""
+    tokens = payload.get("tokens") if payload else None
+    return isinstance(tokens, list) and len(tokens) > 0
 
 
 def _healthy(answer: UpstreamAnswer) -> bool:

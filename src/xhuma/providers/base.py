@@ -7,10 +7,10 @@ with another wire format gets its own module that maps both ways; the switch nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from xhuma.domain.outcomes import Outcome
+from xhuma.domain.outcomes import Outcome, judge_money_answer
 from xhuma.ppu.operations import Operation
 
 CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change", "redemption", "refund"})
@@ -43,6 +43,12 @@ class ProviderConfig:
     """Share of traffic among providers with no preference set (relative to the others)."""
     health_url: str | None = None
     """Polled by the active health check (GET; 200 means up), when set."""
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The most one upstream request may take, connecting and every read together; leases
+        and the recovery of stale requests must outlast it, or a live request is taken over."""
+        return self.read_timeout
 
     def supports(self, capability: str | None) -> bool:
         return capability is None or capability in self.capabilities
@@ -77,6 +83,18 @@ class UpstreamAnswer:
             value = self.payload.get("errorType")
             return value if isinstance(value, str) else None
         return None
+
+    def for_money(self, *, retrieving: bool, has_goods: bool) -> UpstreamAnswer:
+        """This answer as judged for a request that moves money (`judge_money_answer`)."""
+        outcome = judge_money_answer(
+            self.outcome,
+            self.status,
+            self.error_type,
+            retrieving=retrieving,
+            has_goods=has_goods,
+            reached=self.delivered,
+        )
+        return self if outcome is self.outcome else replace(self, outcome=outcome)
 
 
 class ProviderAdapter(Protocol):

@@ -1,5 +1,5 @@
 """The HTTP client every JSON provider adapter shares: one pooled aiohttp session per provider,
-Basic auth, separate connect and read timeouts, and the interfaces' outcome classes. An adapter
+Basic auth, a connect timeout within one total deadline per request, and the interfaces' outcome classes. An adapter
 module per protocol adds only `prepare`, the mapping of our message to its wire."""
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ class JsonHttpAdapter:
                 connector=aiohttp.TCPConnector(limit=self.config.max_connections),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self.config.connect_timeout,
-                    sock_read=self.config.read_timeout,
+                    total=self.config.deadline_seconds,
+                    sock_connect=min(self.config.connect_timeout, self.config.deadline_seconds),
                 ),
             )
         return self._session

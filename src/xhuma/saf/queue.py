@@ -17,9 +17,9 @@ from sqlalchemy.orm import aliased
 
 from xhuma.domain.delivery import Verdict
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import Message, write_messages
+from xhuma.storage.journal import Message, open_exception, write_messages
 from xhuma.storage.prepared import Prepared
-from xhuma.storage.tables import OPEN, reconciliation_exceptions, saf_entries
+from xhuma.storage.tables import reconciliation_exceptions, saf_entries
 
 PENDING, DELIVERED, EXCEPTION, RESOLVED = "pending", "delivered", "exception", "resolved"
 
@@ -201,18 +201,6 @@ def settle(
         return True
 
     return op
-
-
-def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> None:
-    """Open an exception a person must settle; one that is open already for the same
-    transaction and reason stays as it is (so this is safe to run twice)."""
-    at = now_us()
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(
-        module.insert(reconciliation_exceptions)
-        .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
-        .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
-    )
 
 
 def list_entries(

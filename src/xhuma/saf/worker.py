@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from xhuma.domain.delivery import Answer, Verdict, backoff_seconds
+from xhuma.domain.delivery import Answer, Verdict, backoff_seconds, retry_verdict
 from xhuma.domain.outcomes import Outcome
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall, WireOperation
 from xhuma.saf.queue import QueuedEntry, Settlement, claim, settle, worker_identity
@@ -67,6 +67,15 @@ async def send_entry(adapter: Sender, operation: WireOperation, entry: QueuedEnt
     )
     judged = Answer(answer.outcome, answer.status, answer.error_type, answer.delivered)
     return Sent(answer, judged, error, [sent, got])
+
+
+def judge_retrieval(sent: Sent, *, has_goods: bool) -> tuple[UpstreamAnswer, Verdict]:
+    """A follow-up retry's answer, judged as any retrieval of a request that moves money: only
+    a verdict on our own id ends it; anything else is asked again (and past the queue's maximum
+    age a person settles it)."""
+    answer = sent.answer.for_money(retrieving=True, has_goods=has_goods)
+    judged = Answer(answer.outcome, answer.status, answer.error_type, answer.delivered)
+    return answer, retry_verdict(judged)
 
 
 class Sender(Protocol):

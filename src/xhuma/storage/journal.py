@@ -17,7 +17,7 @@ from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State, after_advice, after_outcome
 from xhuma.storage.db import Database, now_us
 from xhuma.storage.prepared import Prepared
-from xhuma.storage.tables import messages, transactions
+from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, transactions
 
 REQUEST_SPACE = "request"
 ADVICE_SPACE = "advice"
@@ -83,7 +83,9 @@ INSERT_MESSAGES = Prepared(lambda _: insert(messages), MESSAGE_COLUMNS)
 
 
 def _current_state(dialect: str) -> Any:
-    query = select(transactions.c.state, transactions.c.retail_status).where(transactions.c.id == bindparam("tx_id"))
+    query = select(transactions.c.state, transactions.c.retail_status, transactions.c.retail_response).where(
+        transactions.c.id == bindparam("tx_id")
+    )
     return query.with_for_update() if dialect == "postgresql" else query
 
 
@@ -128,6 +130,13 @@ ADVISED_TRANSACTION = Prepared(_advised_transaction)
 
 SET_PROVIDER = Prepared(
     lambda _: update(transactions).where(transactions.c.id == bindparam("tx_id")).values(provider=bindparam("provider"))
+)
+REROUTE = Prepared(
+    lambda _: (
+        update(transactions)
+        .where(transactions.c.id == bindparam("tx_id"))
+        .values(provider=bindparam("provider"), updated_us=bindparam("updated_us"))
+    )
 )
 
 
@@ -178,6 +187,16 @@ def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[
     return op
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A transaction's state and stored retail answer once an outcome is applied: the retailer
+    is answered from this, never from the answer one process happened to hear."""
+
+    state: State
+    retail_status: int | None
+    retail_response: str | None
+
+
 def record_outcome(
     tx_id: str,
     outcome: Outcome | None,
@@ -189,39 +208,47 @@ def record_outcome(
     state: State | None = None,
     then: Callable[[Connection, State], None] | None = None,
     provider: str | None = None,
-) -> Callable[[Connection], State]:
+) -> Callable[[Connection], Recorded]:
     """Apply an upstream outcome (or set `state` outright) and journal the messages with it.
 
-    The stored retail response is replaced only when it tells more: a final answer replaces an
-    "outcome unknown" one, never the other way round."""
+    The stored retail answer is replaced only when it tells more: a final answer replaces an
+    "outcome unknown" one, and a success for our id replaces a decline (which a person is
+    then told of: the retailer may have been told "declined")."""
 
-    def op(conn: Connection) -> State:
-        current_state, current_status = CURRENT_STATE.execute(conn, {"tx_id": tx_id}).fetchone()
+    def op(conn: Connection) -> Recorded:
+        current_state, current_status, current_response = CURRENT_STATE.execute(conn, {"tx_id": tx_id}).fetchone()
         old = State(current_state)
         new = state if state is not None else after_outcome(old, outcome or Outcome.UNKNOWN)
         values: dict[str, Any] = {"tx_id": tx_id, "state": new, "updated_us": now_us()}
-        keeps_final = current_status is not None and old not in IN_FLIGHT
+        overrides_decline = old is State.DECLINED and new is State.APPROVED
+        keeps_final = current_status is not None and old not in IN_FLIGHT and not overrides_decline
+        stored = Recorded(new, current_status, current_response)
         if retail_response is not None and not keeps_final:
             values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
             SET_STATE_AND_ANSWER.execute(conn, values)
+            stored = Recorded(new, retail_status, retail_response)
         else:
             SET_STATE.execute(conn, values)
+        if overrides_decline:
+            open_exception(conn, tx_id, "approved_after_decline", "the provider sold what an earlier answer declined")
         if provider is not None:
             SET_PROVIDER.execute(conn, {"tx_id": tx_id, "provider": provider})
         write_messages(conn, tx_id, items)
         if then is not None:
             then(conn, new)
-        return new
+        return stored
 
     return op
 
 
 def reroute(tx_id: str, provider: str, items: Sequence[Message]) -> Callable[[Connection], None]:
     """Send a transaction to another provider (the last one certainly did not act on it); the
-    change is journalled with the new request before that request leaves."""
+    change is journalled with the new request before that request leaves. The row is touched,
+    so recovery (which takes only rows left alone for longer than a request can last) never
+    takes a request still in flight at its second provider."""
 
     def op(conn: Connection) -> None:
-        SET_PROVIDER.execute(conn, {"tx_id": tx_id, "provider": provider})
+        REROUTE.execute(conn, {"tx_id": tx_id, "provider": provider, "updated_us": now_us()})
         write_messages(conn, tx_id, items)
 
     return op
@@ -423,7 +450,9 @@ class Journal:
     async def open(self, tx: NewTransaction, items: Sequence[Message]) -> bool:
         return await self.db.run(open_transaction(tx, items))
 
-    async def record_outcome(self, tx_id: str, outcome: Outcome | None, items: Sequence[Message], **kw: Any) -> State:
+    async def record_outcome(
+        self, tx_id: str, outcome: Outcome | None, items: Sequence[Message], **kw: Any
+    ) -> Recorded:
         return await self.db.run(record_outcome(tx_id, outcome, items, **kw))
 
     async def reroute(self, tx_id: str, provider: str, items: Sequence[Message]) -> None:
@@ -440,3 +469,15 @@ class Journal:
 
     async def accept_advice(self, *args: Any) -> tuple[AdviceResult, dict[str, Any] | None]:
         return await self.db.run(accept_advice(*args))
+
+
+def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> None:
+    """Open an exception a person must settle; one that is open already for the same
+    transaction and reason stays as it is (so this is safe to run twice)."""
+    at = now_us()
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        module.insert(reconciliation_exceptions)
+        .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
+        .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
+    )

@@ -7,18 +7,18 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from xhuma.domain.delivery import Verdict, advice_verdict, retry_verdict
+from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.providers.base import UpstreamAnswer
 from xhuma.saf.queue import QueuedEntry
-from xhuma.saf.worker import Attempt, send_entry
+from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
 from xhuma.storage import journal
 from xhuma.storage.tables import messages
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers import wire
 from xhuma.vouchers.replies import decode_strict
-from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch
+from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch, has_code
 
 
 class VoucherDeliverer:
@@ -36,7 +36,7 @@ class VoucherDeliverer:
         sent = await send_entry(adapter, operation, entry)
         answer = sent.answer
         if operation is ops.RETRY:
-            verdict = retry_verdict(sent.judged)
+            answer, verdict = judge_retrieval(sent, has_goods=has_code(answer.payload))
 
             def apply(conn: Connection) -> None:
                 """The retrieved answer becomes the provision's outcome, as if it had come in

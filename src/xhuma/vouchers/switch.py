@@ -24,9 +24,9 @@ from xhuma.echo import ECHO_FIELDS, echo, restamp
 from xhuma.ppu.switch import Institution, rfc3339_now
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
-from xhuma.saf.queue import enqueue, open_exception
+from xhuma.saf.queue import enqueue
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import Journal, Message, NewTransaction
+from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
 from xhuma.validation import FieldError, InvalidMessage, raw_id
 from xhuma.vouchers import catalogue_store, store, wire
 from xhuma.vouchers import operations as ops
@@ -201,7 +201,10 @@ class VoucherSwitch:
         answer: UpstreamAnswer,
         adapter: SuvV1Adapter,
     ) -> Reply:
-        """Journal the outcome, the voucher and the retail answer together, then answer."""
+        """Journal the outcome, the voucher and the retail answer together, then answer with what
+        the journal holds (another node, or an earlier answer, may have settled it already)."""
+        if operation.kind is Kind.VOUCHER_PROVISION:
+            answer = answer.for_money(retrieving=operation is ops.RETRY, has_goods=has_code(answer.payload))
         reply, error_type = self.retail_reply(operation, message, tx_id, answer)
         got = _got(call, answer, adapter)
         sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
@@ -216,7 +219,7 @@ class VoucherSwitch:
             elif state is State.UNKNOWN:
                 open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", f"provider {adapter.name}")
 
-        await self.journal.record_outcome(
+        recorded = await self.journal.record_outcome(
             tx_id,
             answer.outcome,
             [got, sent],
@@ -228,7 +231,11 @@ class VoucherSwitch:
         )
         if answer.outcome is Outcome.UNKNOWN:
             self.on_enqueued()  # a retrieval may have been queued; told here, on the event loop
-        return reply
+        if recorded.retail_status is None or recorded.retail_response in (None, sent.body):
+            return reply
+        assert recorded.retail_response is not None
+        status = operation.success_status if recorded.retail_status < 300 else recorded.retail_status
+        return Reply(status, self._restamp(recorded.retail_response, message))
 
     def apply_provision_outcome(
         self, conn: Connection, tx_id: str, state: State, answer: UpstreamAnswer, adapter: SuvV1Adapter
@@ -501,6 +508,12 @@ def _sent(call: UpstreamCall, adapter: SuvV1Adapter) -> Message:
     return Message(
         UPSTREAM, "request", call.operation.name, call.body.decode(), now_us(), call.method, call.url, peer=adapter.name
     )
+
+
+def has_code(payload: dict[str, Any] | None) -> bool:
+    """A voucher is sold with its code; a success without one is not yet known."""
+    voucher = payload.get("voucher") if payload else None
+    return isinstance(voucher, dict) and bool(voucher.get("code"))
 
 
 def _got(call: UpstreamCall, answer: UpstreamAnswer, adapter: SuvV1Adapter) -> Message:
