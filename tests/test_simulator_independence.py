@@ -44,7 +44,7 @@ def test_the_import_check_sees_plain_from_and_relative_imports() -> None:
     assert forbidden(xhuma_imports("from xhuma.simulators.tokens import make_token\n", "x")) == []
 
 
-NOT_YET_APART = {"bank.py", "ppu.py", "vouchers.py"}
+NOT_YET_APART: set[str] = set()
 """Simulators that still import the switch's code: expected to fail (strictly) until they stand
 apart, so the day one does, this list must shrink."""
 

@@ -1,8 +1,8 @@
 """The life of a single-use voucher and the refusals of the SUV interface (reference §6.1, §6.2).
 
-One table of transitions, used by the switch (which keeps each voucher's state for the channels
-it serves) and by the voucher simulator (which keeps it as a provider would), so the two cannot
-disagree about what a conforming server does."""
+One table of transitions, by which the switch keeps each voucher's state for the channels it
+serves. The voucher simulator keeps its own rules, written apart, as a provider would: a mistake
+here is then caught by its refusals rather than agreed by both sides."""
 
 from __future__ import annotations
 

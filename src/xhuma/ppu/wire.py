@@ -1,5 +1,6 @@
-"""PPU v3 wire models (msgspec structs), shared by the retail API, the provider adapter and the
-simulator. Constraints follow the interface's field rules so that one decode validates a message."""
+"""PPU v3 wire models (msgspec structs), shared by the retail API and the provider adapter (the
+simulated provider checks messages its own way). Constraints follow the interface's field rules
+so that one decode validates a message."""
 
 from __future__ import annotations
 

@@ -24,9 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.eft.messages import CREDIT_PATH, DEBIT_PATH, RETURN_PATH
 from xhuma.httpserver import run_asgi
 
+CREDIT_PATH = "/inbound/credit-transfer"
+DEBIT_PATH = "/inbound/direct-debit"
+RETURN_PATH = "/inbound/payment-return"
+"""Where the bank takes xhuma's messages, as its own interface documents them."""
 REPORT_PATHS = {
     "credit": "/inbound/credit-transfer-response",
     "debit": "/inbound/direct-debit-response",

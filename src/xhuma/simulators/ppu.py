@@ -22,26 +22,101 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from xhuma.echo import ECHO_FIELDS
 from xhuma.httpserver import run_asgi
-from xhuma.ppu import operations as ops
-from xhuma.ppu.operations import Operation
-from xhuma.ppu.switch import error_reply
+from xhuma.simulators.common import (
+    TIMESTAMP,
+    Either,
+    Free,
+    Items,
+    Obj,
+    Problem,
+    Text,
+    Uuid,
+    Whole,
+    obj,
+    one_of,
+    read_json,
+    whole,
+)
 from xhuma.simulators.tokens import make_token
-from xhuma.validation import InvalidMessage, decode
 
 DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
 FLEET = json.loads((Path(__file__).parent / "data" / "fleet.json").read_text())
-CAPABILITY_OF = {
-    ops.RETRY: "retry",
-    ops.REPRINT: "reprint",
-    ops.TRIAL: "trial",
-    ops.FAULT_REPORT: "fault_report",
-    ops.KEY_CHANGE: "key_change",
-    ops.KEY_CHANGE_CONFIRMATION: "key_change",
-    ops.CONFIRMATION: "advice",
-    ops.REVERSAL: "advice",
-}
+BASE_PATH = "/prepaidutility/v3"
+ECHOED = ("id", "time", "originator", "client", "settlementEntity", "receiver", "thirdPartyIdentifiers")
+"""The request's own fields an answer carries back as they came (interface §1.6)."""
+
+# What this provider checks of a request: the fields it reads, and the parties every request names.
+PARTY = obj("id name", id=Text(1, 40), name=Text(0, 40))
+REQUEST = obj(
+    "id time originator client thirdPartyIdentifiers",
+    id=Uuid(),
+    time=Text(pattern=TIMESTAMP),
+    originator=obj("institution terminalId merchant", institution=PARTY, terminalId=Text(8, 8), merchant=Free()),
+    client=PARTY,
+    thirdPartyIdentifiers=Items(obj("institutionId", institutionId=Text(1))),
+    settlementEntity=PARTY,
+    receiver=PARTY,
+)
+METER = obj("meterId", meterId=Text(1, 20))
+MONEY = obj("amount currency", amount=Whole(), currency=Either(Text(3, 3), Whole(0, 999)))
+ADVICE = obj(
+    "id requestId time thirdPartyIdentifiers",
+    id=Uuid(),
+    requestId=Uuid(),
+    time=Text(pattern=TIMESTAMP),
+    thirdPartyIdentifiers=Items(obj("institutionId", institutionId=Text(1))),
+)
+WITH_METER = REQUEST.extended(("meter",), meter=METER)
+SALE = WITH_METER.extended(("purchaseAmount",), purchaseAmount=MONEY)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One operation of the interface as this provider serves it."""
+
+    path: str
+    """After the base path: `{id}` is the message's id, `{requestId}` the advised request's."""
+    request_type: str
+    """How an error body names the request (`requestType`)."""
+    shape: Obj
+    capability: str | None = None
+    """What the provider must be set up to do to serve it (None: every provider does)."""
+    advice: str | None = None
+    """For an advice, what the ledger calls it."""
+
+
+LOOKUP = Call("/meterLookups/{id}", "METER_LOOKUP_REQUEST", WITH_METER)
+PURCHASE = Call("/tokenPurchases/{id}", "TOKEN_PURCHASE_REQUEST", SALE)
+RETRY = Call("/tokenPurchases/{id}/retry", "TOKEN_PURCHASE_RETRY_REQUEST", SALE, "retry")
+CONFIRMATION = Call(
+    "/tokenPurchases/{requestId}/confirmations/{id}", "CONFIRMATION_ADVICE", ADVICE, "advice", "confirmation"
+)
+REVERSAL = Call(
+    "/tokenPurchases/{requestId}/reversals/{id}",
+    "REVERSAL_ADVICE",
+    ADVICE.extended(("reversalReason",), reversalReason=one_of("TIMEOUT CANCELLED RESPONSE_NOT_FINAL")),
+    "advice",
+    "reversal",
+)
+TRIAL = Call("/tokenPurchases/{id}/trial", "TOKEN_PURCHASE_TRIAL_REQUEST", SALE, "trial")
+REPRINT = Call("/tokenReprints/{id}", "TOKEN_REPRINT_REQUEST", WITH_METER.extended(originalRef=Text()), "reprint")
+FAULT_REPORT = Call(
+    "/faultReports/{id}",
+    "FAULT_REPORT_REQUEST",
+    WITH_METER.extended(("contactNumber", "faultType"), contactNumber=Text(0, 20), faultType=Text(1)),
+    "fault_report",
+)
+KEY_CHANGE = Call("/keyChangeTokenRequests/{id}", "KEY_CHANGE_TOKEN_REQUEST", WITH_METER, "key_change")
+KEY_CHANGE_CONFIRMATION = Call(
+    "/keyChangeTokenRequests/{requestId}/confirmations/{id}",
+    "CONFIRMATION_ADVICE",
+    ADVICE,
+    "key_change",
+    "key_change_confirmation",
+)
+ADVICES = (CONFIRMATION, REVERSAL, KEY_CHANGE_CONFIRMATION)
+CALLS = (LOOKUP, PURCHASE, RETRY, TRIAL, REPRINT, FAULT_REPORT, KEY_CHANGE, *ADVICES)
 FLEET_AREAS = frozenset(area["code"] for area in FLEET["municipalities"].values())
 CURRENCY = "710"
 MODES = ("normal", "unavailable", "hang", "garbage")
@@ -132,6 +207,22 @@ def _amount(value: int, tax: int | None = None, *, rate: float | None = None) ->
     return out
 
 
+def _amount_of(raw: dict[str, Any]) -> int:
+    """The purchase amount of a request already checked to carry one."""
+    amount = whole(raw["purchaseAmount"]["amount"])
+    assert amount is not None
+    return amount
+
+
+def _field_error(problem: Problem) -> dict[str, Any]:
+    """A format problem as this provider lists it in `detailMessage`."""
+    error = {"missing": "is required", "not a uuid": "is not a UUID (8-4-4-4-12 hex)"}.get(problem.what, problem.what)
+    listed: dict[str, Any] = {"field": problem.where, "error": error}
+    if problem.value is not None:
+        listed["invalidValue"] = problem.value
+    return listed
+
+
 def _meter_block(meter_id: str) -> dict[str, Any]:
     return {
         "meterId": meter_id,
@@ -157,115 +248,104 @@ class Simulator:
 
     # --- the interface ----------------------------------------------------------------------
 
-    async def handle(self, operation: Operation, request: Request) -> Response:
+    async def handle(self, call: Call, request: Request) -> Response:
         if self.config.mode != "normal":
             interrupted = await self.fault_answer()
             if interrupted is not None:
                 return interrupted
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000 * self.rng.uniform(0.5, 1.5))
-        needed = CAPABILITY_OF.get(operation)
-        if needed is not None and self.config.capabilities is not None and needed not in self.config.capabilities:
-            return self._error(501, "FUNCTION_NOT_SUPPORTED", "Not supported", operation, None)
-        body = await request.body()
+        served = self.config.capabilities
+        if call.capability is not None and served is not None and call.capability not in served:
+            return self._error(501, "FUNCTION_NOT_SUPPORTED", "Not supported", call, None)
+        raw, unreadable = read_json(await request.body())
+        problems = [Problem("$", unreadable)] if unreadable else call.shape.problems(raw, "", False)
+        if problems:
+            listed = [_field_error(p) for p in problems]
+            return self._error(400, "FORMAT_ERROR", "Bad format", call, None, listed)
         path = request.path_params
-        try:
-            message = decode(body, operation.request_model)
-        except InvalidMessage as exc:
-            return self._error(
-                400, "FORMAT_ERROR", "Bad format", operation, None, [msgspec.to_builtins(e) for e in exc.errors]
-            )
-        raw = json.loads(body)
-        if operation is not ops.RETRY and path.get("id") != message.id:
-            return self._error(400, "FORMAT_ERROR", "Path id mismatch", operation, message.id)
-        if operation.is_advice:
-            return self._advice(operation, message, raw)
-        if operation is ops.RETRY:
-            return await self._retry(path["id"], message, raw)
-        seen = self.ledger.seen.setdefault(operation.name, set())
+        message_id: str = raw["id"]
+        if call is not RETRY and path.get("id") != message_id:
+            return self._error(400, "FORMAT_ERROR", "Path id mismatch", call, message_id)
+        if call.advice is not None:
+            return self._advice(call, raw)
+        if call is RETRY:
+            return await self._retry(path["id"], raw)
+        seen = self.ledger.seen.setdefault(call.path, set())
         # A retry for an id never seen sells under that id, so the original arriving after it
         # is a duplicate, as a real provider answers: one purchase id never sells twice.
-        if message.id in seen or (operation is ops.PURCHASE and message.id in self.ledger.sales):
-            return self._error(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
-        seen.add(message.id)
-        if operation is ops.REPRINT:
-            return self._reprint(message, raw)
-        meter = _meter(message.meter.meter_id, self.config.municipalities)
+        if message_id in seen or (call is PURCHASE and message_id in self.ledger.sales):
+            return self._error(400, "DUPLICATE_RECORD", "Duplicate id", call, message_id)
+        seen.add(message_id)
+        meter_id: str = raw["meter"]["meterId"]
+        if call is REPRINT:
+            return self._reprint(meter_id, raw)
+        meter = _meter(meter_id, self.config.municipalities)
         if meter is None:
-            return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
-        if operation is ops.METER_LOOKUP:
-            return self._json(201, self._lookup(message.meter.meter_id, meter, raw))
-        if operation is ops.FAULT_REPORT:
+            return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", call, message_id)
+        if call is LOOKUP:
+            return self._json(201, self._lookup(meter_id, meter, raw))
+        if call is FAULT_REPORT:
             answer = {
-                "reference": f"{message.time}{message.originator.terminal_id}",
+                "reference": f"{raw['time']}{raw['originator']['terminalId']}",
                 "description": "Fault logged with the utility",
             }
             return self._json(201, self._echo(raw, answer))
-        if operation is ops.KEY_CHANGE:
-            self.ledger.key_changes.add(message.id)
+        if call is KEY_CHANGE:
+            self.ledger.key_changes.add(message_id)
             tokens = [self._token({"tokenType": "KC", "units": 0, "amount": 0}) for _ in range(2)]
-            return self._json(201, self._echo(raw, {"meter": _meter_block(message.meter.meter_id), "tokens": tokens}))
-        amount = message.purchase_amount.amount
+            return self._json(201, self._echo(raw, {"meter": _meter_block(meter_id), "tokens": tokens}))
+        amount = _amount_of(raw)
         if not meter["min"] <= amount <= meter["max"]:
-            return self._error(400, "INVALID_AMOUNT", "Invalid amount", operation, message.id)
-        response = self._purchase_response(message.meter.meter_id, meter, amount, trial=operation is ops.TRIAL)
-        if operation is ops.TRIAL:
+            return self._error(400, "INVALID_AMOUNT", "Invalid amount", call, message_id)
+        response = self._purchase_response(meter_id, meter, amount, trial=call is TRIAL)
+        if call is TRIAL:
             return self._json(200, self._echo(raw, response))
-        self._record(message.id, message.meter.meter_id, amount, response)
+        self._record(message_id, meter_id, amount, response)
         if meter.get("timesOut"):
             await asyncio.sleep(self.config.tst011_delay)
-            return self._error(504, "UPSTREAM_UNAVAILABLE", "Timeout", operation, message.id)
+            return self._error(504, "UPSTREAM_UNAVAILABLE", "Timeout", call, message_id)
         if self.config.failure_rate and self.rng.random() < self.config.failure_rate:
-            return self._error(500, "GENERAL_ERROR", "Injected failure", operation, message.id)
+            return self._error(500, "GENERAL_ERROR", "Injected failure", call, message_id)
         return self._json(201, self._echo(raw, response))
 
-    async def _retry(self, original_id: str, message: Any, raw: dict[str, Any]) -> Response:
+    async def _retry(self, original_id: str, raw: dict[str, Any]) -> Response:
         sale = self.ledger.sales.get(original_id)
         if sale is None:
-            meter = _meter(message.meter.meter_id, self.config.municipalities)
+            meter_id: str = raw["meter"]["meterId"]
+            meter = _meter(meter_id, self.config.municipalities)
             if meter is None:
-                return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", ops.RETRY, message.id)
-            amount = message.purchase_amount.amount
+                return self._error(400, "UNKNOWN_METER_ID", "Unknown meter", RETRY, raw["id"])
+            amount = _amount_of(raw)
             if not meter["min"] <= amount <= meter["max"]:
-                return self._error(400, "INVALID_AMOUNT", "Invalid amount", ops.RETRY, message.id)
-            sale = self._record(
-                original_id,
-                message.meter.meter_id,
-                amount,
-                self._purchase_response(message.meter.meter_id, meter, amount),
-            )
+                return self._error(400, "INVALID_AMOUNT", "Invalid amount", RETRY, raw["id"])
+            sale = self._record(original_id, meter_id, amount, self._purchase_response(meter_id, meter, amount))
         sale.retries += 1
         return self._json(201, self._echo(raw, sale.response))
 
-    def _advice(self, operation: Operation, message: Any, raw: dict[str, Any]) -> Response:
-        known = (
-            message.request_id in self.ledger.key_changes
-            if operation is ops.KEY_CHANGE_CONFIRMATION
-            else message.request_id in self.ledger.sales
-        )
+    def _advice(self, call: Call, raw: dict[str, Any]) -> Response:
+        advice_id, request_id = raw["id"], raw["requestId"]
+        known = request_id in (self.ledger.key_changes if call is KEY_CHANGE_CONFIRMATION else self.ledger.sales)
         if not known:
             return self._error(
-                404, "UNABLE_TO_LOCATE_RECORD", "Unknown request", operation, message.id, original_id=message.request_id
+                404, "UNABLE_TO_LOCATE_RECORD", "Unknown request", call, advice_id, original_id=request_id
             )
-        if message.id in self.ledger.advices:
-            self.ledger.advices[message.id]["deliveries"] += 1  # so tests can see a repeat
-            return self._error(
-                400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
-            )
-        kind = {ops.CONFIRMATION: "confirmation", ops.REVERSAL: "reversal"}.get(operation, "key_change_confirmation")
-        self.ledger.advices[message.id] = {
-            "id": message.id,
-            "kind": kind,
-            "requestId": message.request_id,
+        if advice_id in self.ledger.advices:
+            self.ledger.advices[advice_id]["deliveries"] += 1  # so tests can see a repeat
+            return self._error(400, "DUPLICATE_RECORD", "Duplicate id", call, advice_id, original_id=request_id)
+        self.ledger.advices[advice_id] = {
+            "id": advice_id,
+            "kind": call.advice,
+            "requestId": request_id,
             "deliveries": 1,
         }
         return self._json(202, raw)
 
-    def _reprint(self, message: Any, raw: dict[str, Any]) -> Response:
-        sale_id = message.original_ref or self.ledger.last_sale_by_meter.get(message.meter.meter_id)
+    def _reprint(self, meter_id: str, raw: dict[str, Any]) -> Response:
+        sale_id = raw.get("originalRef") or self.ledger.last_sale_by_meter.get(meter_id)
         sale = self.ledger.sales.get(sale_id or "")
-        if sale is None or sale.meter_id != message.meter.meter_id:
-            return self._error(404, "UNABLE_TO_LOCATE_RECORD", "No token to reprint", ops.REPRINT, message.id)
+        if sale is None or sale.meter_id != meter_id:
+            return self._error(404, "UNABLE_TO_LOCATE_RECORD", "No token to reprint", REPRINT, raw["id"])
         return self._json(200, self._echo(raw, sale.response))
 
     # --- building answers -------------------------------------------------------------------
@@ -340,7 +420,7 @@ class Simulator:
 
     def _echo(self, raw: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         """The interface's echo rule: the request's own fields come back as they were sent."""
-        body = {name: raw[name] for name in ECHO_FIELDS if name in raw}
+        body = {name: raw[name] for name in ECHOED if name in raw}
         body["thirdPartyIdentifiers"] = [
             *raw.get("thirdPartyIdentifiers", []),
             {"institutionId": self.config.name, "transactionIdentifier": self._ref()},
@@ -357,13 +437,17 @@ class Simulator:
         status: int,
         error_type: str,
         message: str,
-        operation: Operation,
+        call: Call,
         message_id: str | None,
         detail: Any = None,
         original_id: str | None = None,
     ) -> Response:
-        reply = error_reply(status, error_type, message, operation, message_id, original_id=original_id, detail=detail)
-        return Response(reply.body, status, media_type="application/json")
+        """The interface's ErrorDetail; fields that do not apply are left out."""
+        body: dict[str, Any] = {"errorType": error_type, "errorMessage": message, "requestType": call.request_type}
+        for name, value in (("id", message_id), ("originalId", original_id), ("detailMessage", detail)):
+            if value is not None:
+                body[name] = value
+        return Response(_encode(body), status, media_type="application/json")
 
     async def fault_answer(self) -> Response | None:
         mode = self.config.mode
@@ -424,9 +508,9 @@ class Simulator:
 def build_app(config: SimulatorConfig) -> Starlette:
     simulator = Simulator(config)
 
-    def endpoint(operation: Operation) -> Any:
+    def endpoint(call: Call) -> Any:
         async def handle(request: Request) -> Response:
-            return await simulator.handle(operation, request)
+            return await simulator.handle(call, request)
 
         return handle
 
@@ -452,7 +536,7 @@ def build_app(config: SimulatorConfig) -> Starlette:
         simulator.ledger = Ledger()
         return Response(b'{"reset":true}', media_type="application/json")
 
-    routes = [Route(ops.BASE_PATH + op.path, endpoint(op), methods=["POST"]) for op in ops.ALL]
+    routes = [Route(BASE_PATH + call.path, endpoint(call), methods=["POST"]) for call in CALLS]
     routes += [
         Route("/health", health, methods=["GET"]),
         Route("/_sim/ledger", ledger, methods=["GET"]),

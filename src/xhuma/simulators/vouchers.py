@@ -2,8 +2,8 @@
 
 Two kinds: `full` takes everything the interface has; `stellr` is modelled on Stellr, which
 issues vouchers but takes no advices, retries, redemptions or refunds (501). It follows the
-rules of a conforming voucher server (reference §6.1, §6.2), judging every step with the one
-state machine the switch uses (`xhuma.domain.vouchers`), and keeps a ledger of what it issued
+rules of a conforming voucher server (reference §6.1, §6.2), judging every step with its own
+voucher state machine (below), and keeps a ledger of what it issued
 so tests can prove a lost answer never led to a second voucher. Faults are injected from the
 command line or at run time through `POST /_sim/config`; `lose_responses` makes it issue a
 voucher and then never answer, as a network failure would."""
@@ -14,6 +14,8 @@ import asyncio
 import base64
 import binascii
 import random
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,13 +26,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.domain.vouchers import ALREADY_REVERSED, Refusal, VoucherState, transition
 from xhuma.httpserver import run_asgi
-from xhuma.validation import FieldError, InvalidMessage, raw_id
-from xhuma.vouchers import operations as ops
-from xhuma.vouchers.operations import REQUEST_NAME, SuvOperation
-from xhuma.vouchers.replies import Reply, decode_strict, error_reply, format_error
-from xhuma.vouchers.wire import currency_code
+from xhuma.simulators.common import (
+    TIMESTAMP,
+    Either,
+    Flag,
+    Free,
+    Items,
+    Obj,
+    Problem,
+    Table,
+    Text,
+    Uuid,
+    Whole,
+    id_of,
+    json_response,
+    obj,
+    one_of,
+    read_json,
+    whole,
+)
 
 KINDS = ("full", "stellr")
 MODES = ("normal", "unavailable", "hang", "garbage")
@@ -99,6 +114,223 @@ PRODUCTS = {
 """Each kind's catalogue, by the provider's own product code; amounts in cents of ZAR (710)."""
 
 
+# --- the voucher's life, as this provider keeps it (reference §6.1, §6.2) -----------------------
+
+# A voucher's states, named as the ledger shows them.
+PROVISIONED, CONFIRMED_PROVISIONED, REVERSED = "provisioned", "confirmed_provisioned", "reversed"
+REDEEMED, CONFIRMED_REDEEMED, REFUNDED = "redeemed", "confirmed_redeemed", "refunded"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A step the voucher's state does not allow: answered 400 with this error type."""
+
+    error_type: str
+
+    @property
+    def wording(self) -> str:
+        return self.error_type.replace("_", " ").capitalize()
+
+
+def confirm_provision(state: str) -> str | Refused:
+    if state == REVERSED:
+        return Refused("VOUCHER_ALREADY_REVERSED")
+    # A confirmation repeated after later steps changes nothing.
+    return CONFIRMED_PROVISIONED if state == PROVISIONED else state
+
+
+def reverse_provision(state: str) -> str | Refused:
+    return REVERSED if state in (PROVISIONED, REVERSED) else Refused("VOUCHER_ALREADY_CONFIRMED")
+
+
+def redeem(state: str) -> str | Refused:
+    if state == CONFIRMED_PROVISIONED:
+        return REDEEMED
+    if state in (PROVISIONED, REVERSED):
+        return Refused("VOUCHER_NOT_REDEEMABLE")
+    return Refused("VOUCHER_ALREADY_REDEEMED")
+
+
+def confirm_redemption(state: str) -> str | Refused:
+    return CONFIRMED_REDEEMED if state == REDEEMED else Refused("VOUCHER_NOT_REDEEMED")
+
+
+def reverse_redemption(state: str) -> str | Refused:
+    if state == REDEEMED:
+        return CONFIRMED_PROVISIONED
+    if state in (CONFIRMED_REDEEMED, REFUNDED):
+        return Refused("REDEMPTION_ALREADY_CONFIRMED")
+    return Refused("VOUCHER_NOT_REDEEMED")
+
+
+def refund(state: str) -> str | Refused:
+    if state == CONFIRMED_REDEEMED:
+        return REFUNDED
+    if state == REDEEMED:
+        return Refused("REDEMPTION_NOT_CONFIRMED")
+    if state == REFUNDED:
+        return Refused("VOUCHER_ALREADY_REFUNDED")
+    return Refused("VOUCHER_NOT_REDEEMED")
+
+
+def confirm_refund(state: str) -> str | Refused:
+    return CONFIRMED_PROVISIONED if state == REFUNDED else Refused("VOUCHER_NOT_REFUNDED")
+
+
+def reverse_refund(state: str) -> str | Refused:
+    return CONFIRMED_REDEEMED if state == REFUNDED else Refused("REFUND_ALREADY_CONFIRMED")
+
+
+REVERSED_FIRST = {
+    "provision": "VOUCHER_ALREADY_REVERSED",
+    "redemption": "REDEMPTION_ALREADY_REVERSED",
+    "refund": "REFUND_ALREADY_REVERSED",
+}
+"""What a request is refused with when its reversal came first (and was remembered)."""
+
+# --- what a request must look like (strict: fields the interface does not name are refused) -----
+
+CURRENCY_CODE = re.compile(r"[0-9]{3}")
+PARTY = obj("id name", id=Text(1, 40), name=Text(0, 40))
+MERCHANT = obj(
+    "merchantType merchantId merchantName",
+    merchantType=Text(pattern=re.compile(r"[0-9]{4}")),
+    merchantId=Text(15, 15),
+    merchantName=obj(
+        "name city region country", name=Text(0, 23), city=Text(0, 13), region=Text(0, 2), country=Text(0, 2)
+    ),
+)
+ORIGINATOR = obj(
+    "institution terminalId merchant",
+    institution=PARTY,
+    terminalId=Text(8, 8),
+    merchant=MERCHANT,
+    operatorId=Text(0, 30),
+    channelId=Text(0, 50),
+)
+IDENTIFIERS = Items(obj("institutionId transactionIdentifier", institutionId=Text(1), transactionIdentifier=Text(1)))
+MONEY = obj(
+    "amount currency",
+    amount=Whole(least=0),
+    currency=Either(Text(pattern=CURRENCY_CODE), Whole(0, 999)),  # "710" or, as test packs send it, 710
+    ledgerIndicator=one_of("DEBIT CREDIT"),
+)
+AMOUNTS = obj(
+    requestAmount=MONEY, approvedAmount=MONEY, feeAmount=MONEY, balanceAmount=MONEY, additionalAmounts=Table(MONEY)
+)
+TENDER = obj(
+    "amount tenderType",
+    amount=MONEY,
+    tenderType=one_of("CASH CHEQUE CREDIT_CARD DEBIT_CARD WALLET ROUNDING GIFT_CARD LOYALTY_CARD OTHER"),
+    accountType=Text(),
+    cardNumber=Text(pattern=re.compile(r"[0-9]{6}[0-9*]{0,13}")),
+    reference=Text(0, 40),
+)
+VOUCHER = obj(
+    code=Text(1, 100),
+    expiryDate=Text(pattern=TIMESTAMP),
+    redeemInstructions=Items(Text()),
+    serialNumber=Text(0, 100),
+    batchNumber=Text(0, 100),
+)
+PRODUCT = obj(
+    productId=Text(1, 40),
+    name=Text(),
+    description=Text(0, 250),
+    amount=MONEY,
+    minAmount=MONEY,
+    maxAmount=MONEY,
+    barcode=Text(),
+    isFixedValue=Flag(),
+    channelProductListings=Items(Free()),
+    receiver=PARTY,
+)
+PERSON = obj(
+    firstName=Text(0, 40),
+    lastName=Text(0, 40),
+    address=Text(0, 80),
+    status=Text(),
+    msisdn=Text(),
+    emailAddress=Text(),
+    profileId=Text(),
+    addressDetails=Free(),
+    dateOfBirth=Text(pattern=TIMESTAMP),
+)
+REQUEST = obj(
+    "id time originator client thirdPartyIdentifiers",
+    id=Uuid(),
+    time=Text(pattern=TIMESTAMP),
+    originator=ORIGINATOR,
+    client=PARTY,
+    thirdPartyIdentifiers=IDENTIFIERS,
+    settlementEntity=PARTY,
+    receiver=PARTY,
+    slipData=Free(),
+    basketRef=Text(),
+    tranType=Text(),
+    srcAccType=Text(),
+    destAccType=Text(),
+    stan=Text(),
+    rrn=Text(),
+)
+ADVICE = obj(
+    "id requestId time thirdPartyIdentifiers",
+    id=Uuid(),
+    requestId=Uuid(),
+    time=Text(pattern=TIMESTAMP),
+    thirdPartyIdentifiers=IDENTIFIERS,
+    stan=Text(),
+    rrn=Text(),
+    amounts=AMOUNTS,
+)
+PROVISION_SHAPE = REQUEST.extended(voucher=VOUCHER, product=PRODUCT, amounts=AMOUNTS, posInfo=Free(), recipient=PERSON)
+REDEMPTION_SHAPE = REQUEST.extended(
+    ("voucher",), voucher=VOUCHER, product=PRODUCT, amounts=AMOUNTS, posInfo=Free(), customer=PERSON
+)
+REFUND_SHAPE = REQUEST.extended(("voucher",), voucher=VOUCHER, product=PRODUCT, amounts=AMOUNTS, posInfo=Free())
+REVERSAL_SHAPE = ADVICE.extended(("reversalReason",), reversalReason=one_of("TIMEOUT CANCELLED RESPONSE_NOT_FINAL"))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One POST of the interface as this provider serves it."""
+
+    name: str
+    path: str
+    shape: Obj
+    request: str
+    """The request it is, or for an advice the kind of request it refers to."""
+    step: Callable[[str], str | Refused] | None = None
+    """What it does to the voucher (None for a provision or its retry)."""
+    advice: bool = False
+    """Whether it advises the outcome of an earlier request (named by its `requestId`)."""
+    reverses: bool = False
+
+
+BASE_PATH = "/suv/v1"
+PROVISION = Call("provisionVoucher", "/vouchers", PROVISION_SHAPE, "provision")
+RETRY = Call("retryProvisionVoucher", "/vouchers/{provisionId}/retry", PROVISION_SHAPE, "provision")
+CALLS = (
+    PROVISION,
+    RETRY,
+    Call(
+        "confirmVoucher",
+        "/vouchers/confirmations",
+        ADVICE.extended(tenders=Items(TENDER)),
+        "provision",
+        confirm_provision,
+        advice=True,
+    ),
+    Call("reverseVoucher", "/vouchers/reversals", REVERSAL_SHAPE, "provision", reverse_provision, True, True),
+    Call("redeemVoucher", "/redemptions", REDEMPTION_SHAPE, "redemption", redeem),
+    Call("confirmRedeem", "/redemptions/confirmations", ADVICE, "redemption", confirm_redemption, advice=True),
+    Call("reverseRedeem", "/redemptions/reversals", REVERSAL_SHAPE, "redemption", reverse_redemption, True, True),
+    Call("refundVoucher", "/refunds", REFUND_SHAPE, "refund", refund),
+    Call("confirmRefund", "/refunds/confirmations", ADVICE, "refund", confirm_refund, advice=True),
+    Call("reverseRefund", "/refunds/reversals", REVERSAL_SHAPE, "refund", reverse_refund, True, True),
+)
+
+
 @dataclass
 class VoucherSimConfig:
     name: str = "vouchr"
@@ -120,7 +352,7 @@ class Step:
 
     kind: str
     code: str
-    state: VoucherState
+    state: str
     amount: int
     response: dict[str, Any]
     product: str | None = None
@@ -159,7 +391,7 @@ class VoucherSimulator:
 
     # --- the interface ----------------------------------------------------------------------
 
-    async def handle(self, operation: SuvOperation, request: Request) -> Response:
+    async def handle(self, call: Call, request: Request) -> Response:
         fault = await self.fault_answer(request)
         if fault is not None:
             return fault
@@ -168,57 +400,49 @@ class VoucherSimulator:
         user = _username(request)
         if user is None:
             return _unauthorised()
-        body = await request.body()
-        if self.config.kind == "stellr" and operation in ops.CAPABILITY_OF:
-            return _response(
-                error_reply(501, "FUNCTION_NOT_SUPPORTED", f"{operation.name} is not supported", raw_id(body))
-            )
-        assert operation.request_model is not None
-        try:
-            message = decode_strict(body, operation.request_model)
-        except InvalidMessage as exc:
-            return _response(format_error(exc.errors, raw_id(body)))
-        raw: dict[str, Any] = _decode(body)
+        raw, unreadable = read_json(await request.body())
+        if self.config.kind == "stellr" and call is not PROVISION:
+            return _error(501, "FUNCTION_NOT_SUPPORTED", f"{call.name} is not supported", id_of(raw))
+        problems = [Problem("$", unreadable)] if unreadable else call.shape.problems(raw, "", True)
+        if problems:
+            return _format_error(problems, id_of(raw))
         part = self.partitions.setdefault(user, Partition())
-        if operation.is_advice:
-            return _response(self._advice(operation, part, message, raw))
-        if message.client.id != user:
-            reply = error_reply(
-                400, "AUTHENTICATION_ERROR", f"user {user} may not act as client {message.client.id}", message.id
+        if call.advice:
+            return self._advice(call, part, raw)
+        message_id: str = raw["id"]
+        if raw["client"]["id"] != user:
+            return _error(
+                400, "AUTHENTICATION_ERROR", f"user {user} may not act as client {raw['client']['id']}", message_id
             )
-            return _response(reply)
-        if operation is ops.RETRY:
+        if call is RETRY:
             provision_id = request.path_params["provisionId"]
             known = part.steps.get(provision_id)
             if known is not None and known.kind == "provision":
                 # The voucher it issued, whatever happened to it since: a retry retrieves.
                 known.retries += 1
-                return _response(Reply(201, _encode(known.response)))
-            return await self._provision(part, provision_id, message, raw, request)
-        if message.id in part.used_ids:
-            step = part.steps.get(message.id)
+                return json_response(201, known.response)
+            return await self._provision(part, provision_id, raw, request)
+        if message_id in part.used_ids:
+            step = part.steps.get(message_id)
             detail = {"voucher": {"code": step.code}} if step is not None and step.kind == "provision" else None
-            return _response(error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id, detail=detail))
-        if operation is ops.PROVISION:
-            return await self._provision(part, message.id, message, raw, request)
-        return _response(self._redeem_or_refund(operation, part, message, raw))
+            return _error(400, "DUPLICATE_RECORD", "Duplicate id", message_id, detailMessage=detail)
+        if call is PROVISION:
+            return await self._provision(part, message_id, raw, request)
+        return self._redeem_or_refund(call, part, raw)
 
-    async def _provision(
-        self, part: Partition, provision_id: str, message: Any, raw: dict[str, Any], request: Request
-    ) -> Response:
+    async def _provision(self, part: Partition, provision_id: str, raw: dict[str, Any], request: Request) -> Response:
+        message_id: str = raw["id"]
         if ("provision", provision_id) in part.early_reversals:
             part.used_ids.add(provision_id)
-            return _response(error_reply(400, ALREADY_REVERSED["provision"], "Already reversed", message.id))
-        chosen = self._product(message)
-        if isinstance(chosen, Reply):
-            return _response(chosen)
+            return _error(400, REVERSED_FIRST["provision"], "Already reversed", message_id)
+        chosen = self._product(raw)
+        if isinstance(chosen, Response):
+            return chosen
         product_code, amount = chosen
-        supplied = message.voucher.code if message.voucher is not None else None
+        supplied: str | None = _get(raw, "voucher", "code")
         if supplied is not None and supplied in part.vouchers:
             detail = {"voucher": {"code": supplied}}
-            return _response(
-                error_reply(400, "DUPLICATE_RECORD", "Voucher code already issued", message.id, detail=detail)
-            )
+            return _error(400, "DUPLICATE_RECORD", "Voucher code already issued", message_id, detailMessage=detail)
         part.used_ids.add(provision_id)
         self.issued += 1
         code = supplied or self._new_code(part)
@@ -230,29 +454,30 @@ class VoucherSimulator:
                 "expiryDate": _rfc3339(datetime.now(UTC) + timedelta(days=3 * 365)),
                 "redeemInstructions": [f"Redeem {product_code} at any participating store", f"PIN {code}"],
             }
-        part.steps[provision_id] = Step("provision", code, VoucherState.PROVISIONED, amount, answer, product_code)
+        part.steps[provision_id] = Step("provision", code, PROVISIONED, amount, answer, product_code)
         part.vouchers[code] = Issued(provision_id, amount, latest=provision_id)
         if self.config.lose_responses > 0:
             self.config.lose_responses -= 1
             await self._hold(request, until_mode_changes=False)  # issued, and the answer never comes
-        return _response(Reply(201, _encode(answer)))
+        return json_response(201, answer)
 
-    def _product(self, message: Any) -> tuple[str, int] | Reply:
+    def _product(self, raw: dict[str, Any]) -> tuple[str, int] | Response:
         """The product and amount to issue, or the provider's hard decline (404, §5.2)."""
-        code = message.product.product_id if message.product is not None else None
+        message_id: str = raw["id"]
+        code: str | None = _get(raw, "product", "productId")
         if code is None:
-            return format_error([FieldError(field="product.productId", error="is required")], message.id)
+            return _format_error([Problem("product.productId", "missing")], message_id)
         product = PRODUCTS[self.config.kind].get(code)
         if product is None:
-            return error_reply(404, "TRANSACTION_DECLINED", f"unknown product {code}", message.id)
-        requested = message.amounts.request_amount if message.amounts is not None else None
-        if requested is not None and currency_code(requested.currency) != CURRENCY:
-            return error_reply(
-                404, "TRANSACTION_DECLINED", f"product {code} is sold in currency {CURRENCY} only", message.id
+            return _error(404, "TRANSACTION_DECLINED", f"unknown product {code}", message_id)
+        requested = _get(raw, "amounts", "requestAmount")
+        if requested is not None and _currency(requested["currency"]) != CURRENCY:
+            return _error(
+                404, "TRANSACTION_DECLINED", f"product {code} is sold in currency {CURRENCY} only", message_id
             )
-        amount = product.amount_for(code, None if requested is None else requested.amount)
+        amount = product.amount_for(code, None if requested is None else whole(requested["amount"]))
         if isinstance(amount, str):
-            return error_reply(404, "TRANSACTION_DECLINED", amount, message.id)
+            return _error(404, "TRANSACTION_DECLINED", amount, message_id)
         return code, amount
 
     def _new_code(self, part: Partition) -> str:
@@ -261,51 +486,46 @@ class VoucherSimulator:
             if code not in part.vouchers:
                 return code
 
-    def _redeem_or_refund(self, operation: SuvOperation, part: Partition, message: Any, raw: dict[str, Any]) -> Reply:
-        assert operation.kind is not None
-        kind = REQUEST_NAME[operation.kind]
-        code = message.voucher.code
+    def _redeem_or_refund(self, call: Call, part: Partition, raw: dict[str, Any]) -> Response:
+        assert call.step is not None
+        kind, message_id = call.request, raw["id"]
+        code: str | None = _get(raw, "voucher", "code")
         if code is None:
-            return format_error([FieldError(field="voucher.code", error="is required")], message.id)
-        part.used_ids.add(message.id)
-        reversal_id = part.early_reversals.get((kind, message.id))
+            return _format_error([Problem("voucher.code", "missing")], message_id)
+        part.used_ids.add(message_id)
+        reversal_id = part.early_reversals.get((kind, message_id))
         if reversal_id is not None:
-            return error_reply(400, ALREADY_REVERSED[kind], "Already reversed", message.id, original_id=reversal_id)
+            return _error(400, REVERSED_FIRST[kind], "Already reversed", message_id, originalId=reversal_id)
         issued = part.vouchers.get(code)
         if issued is None:
-            return error_reply(404, "UNABLE_TO_LOCATE_RECORD", f"unknown voucher {code}", message.id)
-        moved = transition(part.steps[issued.latest].state, ops.EVENT_OF[operation])
-        if isinstance(moved, Refusal):
-            return error_reply(moved.status, moved.error_type, _message(moved), message.id)
+            return _error(404, "UNABLE_TO_LOCATE_RECORD", f"unknown voucher {code}", message_id)
+        moved = call.step(part.steps[issued.latest].state)
+        if isinstance(moved, Refused):
+            return _error(400, moved.error_type, moved.wording, message_id)
         answer = self._echo(raw, f"Voucher {kind}", code, issued.amount)
-        part.steps[message.id] = Step(kind, code, moved, issued.amount, answer)
-        issued.latest = message.id
-        return Reply(201, _encode(answer))
+        part.steps[message_id] = Step(kind, code, moved, issued.amount, answer)
+        issued.latest = message_id
+        return json_response(201, answer)
 
-    def _advice(self, operation: SuvOperation, part: Partition, message: Any, raw: dict[str, Any]) -> Reply:
-        assert operation.event is not None and operation.request_kind is not None
-        event, kind = operation.event, REQUEST_NAME[operation.request_kind]
-        if message.id in part.advices:
-            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id, original_id=message.request_id)
-        step = part.steps.get(message.request_id)
+    def _advice(self, call: Call, part: Partition, raw: dict[str, Any]) -> Response:
+        assert call.step is not None
+        kind, advice_id, request_id = call.request, raw["id"], raw["requestId"]
+        if advice_id in part.advices:
+            return _error(400, "DUPLICATE_RECORD", "Duplicate id", advice_id, originalId=request_id)
+        step = part.steps.get(request_id)
         if step is None or step.kind != kind:
-            if event.is_reversal:
-                part.early_reversals[(kind, message.request_id)] = message.id
-                part.advices[message.id] = {"operation": operation.name, "requestId": message.request_id, "status": 404}
-            return error_reply(
-                404,
-                "UNABLE_TO_LOCATE_RECORD",
-                f"unknown {kind} {message.request_id}",
-                message.id,
-                original_id=message.request_id,
+            if call.reverses:
+                part.early_reversals[(kind, request_id)] = advice_id
+                part.advices[advice_id] = {"operation": call.name, "requestId": request_id, "status": 404}
+            return _error(
+                404, "UNABLE_TO_LOCATE_RECORD", f"unknown {kind} {request_id}", advice_id, originalId=request_id
             )
-        moved = transition(step.state, event)
-        if isinstance(moved, Refusal):
-            original_id = message.request_id if moved.cites_original else None
-            return error_reply(moved.status, moved.error_type, _message(moved), message.id, original_id=original_id)
+        moved = call.step(step.state)
+        if isinstance(moved, Refused):
+            return _error(400, moved.error_type, moved.wording, advice_id, originalId=request_id)
         step.state = moved
-        part.advices[message.id] = {"operation": operation.name, "requestId": message.request_id, "status": 202}
-        return Reply(202, _encode(raw))
+        part.advices[advice_id] = {"operation": call.name, "requestId": request_id, "status": 202}
+        return json_response(202, raw)
 
     def _echo(self, raw: dict[str, Any], title: str, code: str, amount: int) -> dict[str, Any]:
         """The request copied (§1.6) with our identifier appended, the value and a slip."""
@@ -325,7 +545,7 @@ class VoucherSimulator:
 
     async def fault_answer(self, request: Request) -> Response | None:
         if self.config.mode == "unavailable":
-            return _response(error_reply(503, "UPSTREAM_UNAVAILABLE", "down for maintenance", None))
+            return _error(503, "UPSTREAM_UNAVAILABLE", "down for maintenance", None)
         if self.config.mode == "garbage":
             return Response(b"<html>Bad gateway</html>", 200, media_type="text/html")
         if self.config.mode == "hang" and not await self._hold(request, until_mode_changes=True):
@@ -350,21 +570,21 @@ class VoucherSimulator:
 
     # --- look-ups and administration --------------------------------------------------------
 
-    def lookup(self, user: str, query: dict[str, str]) -> Reply:
+    def lookup(self, user: str, query: dict[str, str]) -> Response:
         code, provision_id = query.get("voucherCode"), query.get("provisionRequestId")
         if code is None and provision_id is None:
-            return error_reply(400, "FORMAT_ERROR", "voucherCode or provisionRequestId is required", None)
+            return _error(400, "FORMAT_ERROR", "voucherCode or provisionRequestId is required", None)
         part = self.partitions.get(user, Partition())
         if provision_id is None and code is not None and code in part.vouchers:
             provision_id = part.vouchers[code].provision_id
         step = part.steps.get(provision_id or "")
         if step is None or step.kind != "provision" or code not in (None, step.code):
-            return error_reply(404, "UNABLE_TO_LOCATE_RECORD", "no such voucher", None)
+            return _error(404, "UNABLE_TO_LOCATE_RECORD", "no such voucher", None)
         shown = {"voucher", "product", "amounts", "settlementEntity", "receiver", "thirdPartyIdentifiers", "rrn"}
-        return Reply(200, _encode({k: v for k, v in step.response.items() if k in shown}))
+        return json_response(200, {k: v for k, v in step.response.items() if k in shown})
 
-    def products(self) -> Reply:
-        return Reply(200, _encode({"products": [p.as_wire(c) for c, p in PRODUCTS[self.config.kind].items()]}))
+    def products(self) -> Response:
+        return json_response(200, {"products": [p.as_wire(c) for c, p in PRODUCTS[self.config.kind].items()]})
 
     def ledger_view(self) -> dict[str, Any]:
         """Every accepted step with the state it left, each voucher's state now, and `issued`:
@@ -416,8 +636,48 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _message(refusal: Refusal) -> str:
-    return refusal.error_type.replace("_", " ").capitalize()
+def _get(raw: dict[str, Any], *names: str) -> Any:
+    """A nested field of a request, or None where it or any object on the way is absent."""
+    value: Any = raw
+    for name in names:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def _currency(value: str | int) -> str:
+    """A currency code sent as "710" or as 710, as its 3-digit string."""
+    return f"{value:03d}" if isinstance(value, int) else value
+
+
+def _error(status: int, error_type: str, message: str, message_id: str | None, **more: Any) -> Response:
+    """SUV's error body. `more` may add `originalId` and `detailMessage`; like `id`, each is left
+    out, never null, when it does not apply. `headers` goes with the answer, not in the body."""
+    headers = more.pop("headers", None)
+    body: dict[str, Any] = {"errorType": error_type, "errorMessage": message}
+    body.update((k, v) for k, v in {"id": message_id, **more}.items() if v is not None)
+    return json_response(status, body, headers)
+
+
+def _format_error(problems: list[Problem], message_id: str | None) -> Response:
+    """Every bad field as `{field, msg, value}`, worded the way conforming SUV servers word it."""
+    listed = []
+    for problem in problems:
+        entry: dict[str, Any] = {"field": problem.where, "msg": _wording(problem)}
+        if problem.value is not None:
+            entry["value"] = problem.value
+        listed.append(entry)
+    return _error(400, "FORMAT_ERROR", "Bad formatting.", message_id, detailMessage={"formatErrors": listed})
+
+
+def _wording(problem: Problem) -> str:
+    where = problem.where
+    if problem.what == "missing" or (problem.value is None and problem.what.startswith("expected")):
+        return f"{where} may not be null"
+    if problem.what == "unknown":
+        return f"Unrecognized field '{where}'"
+    if problem.what == "not a uuid":
+        return f"{where}: UUID must conform to the format 8-4-4-4-12 hexadecimal values"
+    return f"{where}: {problem.what}"
 
 
 def _username(request: Request) -> str | None:
@@ -432,20 +692,16 @@ def _username(request: Request) -> str | None:
 
 
 def _unauthorised() -> Response:
-    reply = error_reply(401, "AUTHENTICATION_ERROR", "Basic authentication required", None)
-    return Response(reply.body, 401, {"WWW-Authenticate": 'Basic realm="suv"'}, media_type="application/json")
-
-
-def _response(reply: Reply) -> Response:
-    return Response(reply.body, reply.status, reply.headers, media_type="application/json")
+    headers = {"WWW-Authenticate": 'Basic realm="suv"'}
+    return _error(401, "AUTHENTICATION_ERROR", "Basic authentication required", None, headers=headers)
 
 
 def build_app(config: VoucherSimConfig) -> Starlette:
     sim = VoucherSimulator(config)
 
-    def endpoint(operation: SuvOperation) -> Any:
+    def endpoint(call: Call) -> Any:
         async def handle(request: Request) -> Response:
-            return await sim.handle(operation, request)
+            return await sim.handle(call, request)
 
         return handle
 
@@ -455,7 +711,7 @@ def build_app(config: VoucherSimConfig) -> Starlette:
             if fault is not None:
                 return fault
             user = _username(request)
-            return _unauthorised() if user is None else _response(answer(user, request))
+            return _unauthorised() if user is None else answer(user, request)
 
         return handle
 
@@ -479,18 +735,17 @@ def build_app(config: VoucherSimConfig) -> Starlette:
         return Response(b'{"outcome":"reset"}', media_type="application/json")
 
     routes = []
-    for operation in ops.ALL:
-        if operation.method == "POST":
-            routes.append(Route(ops.BASE_PATH + operation.path, endpoint(operation), methods=["POST"]))
-            if operation.path in ("/vouchers", "/redemptions", "/refunds"):
-                routes.append(Route(ops.BASE_PATH + operation.path + "/", endpoint(operation), methods=["POST"]))
+    for call in CALLS:
+        routes.append(Route(BASE_PATH + call.path, endpoint(call), methods=["POST"]))
+        if call.path in ("/vouchers", "/redemptions", "/refunds"):
+            routes.append(Route(BASE_PATH + call.path + "/", endpoint(call), methods=["POST"]))
     routes += [
         Route(
-            ops.BASE_PATH + "/vouchers",
+            BASE_PATH + "/vouchers",
             authenticated(lambda u, r: sim.lookup(u, dict(r.query_params))),
             methods=["GET"],
         ),
-        Route(ops.BASE_PATH + "/products", authenticated(lambda _u, _r: sim.products()), methods=["GET"]),
+        Route(BASE_PATH + "/products", authenticated(lambda _u, _r: sim.products()), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/_sim/ledger", ledger, methods=["GET"]),
         Route("/_sim/config", configure, methods=["POST"]),

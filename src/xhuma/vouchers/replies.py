@@ -1,4 +1,4 @@
-"""Error answers in the SUV interface's own shape, for the switch and the voucher simulator.
+"""Error answers in the SUV interface's own shape, for the switch.
 
 A format error lists every bad field as `{field, msg, value}`, the message reading
 "<dotted.path> may not be null" for a missing field, as conforming SUV servers word it."""

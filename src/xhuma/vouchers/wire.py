@@ -1,5 +1,5 @@
-"""SUV v1 wire models (msgspec structs), shared by the retail API, the provider adapter and the
-voucher simulator.
+"""SUV v1 wire models (msgspec structs), shared by the retail API and the provider adapter (the
+voucher simulator checks messages its own way).
 
 The service-interface-base parties (institution, originator, merchant, customer) are the ones
 PPU uses, so they come from `xhuma.ppu.wire`. What differs is redefined here: SUV clients send
