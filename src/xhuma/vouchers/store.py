@@ -16,6 +16,7 @@ from xhuma.domain.vouchers import Event, Refusal, VoucherState, transition
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
+    OUR_ROW,
     REQUEST_SPACE,
     Claim,
     Message,
@@ -41,19 +42,13 @@ class Issue:
 
 
 def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Issue | None = None) -> Op:
-    """Journal a new provision (with its voucher row), redemption or refund. None when the id is
-    taken; the id of its reversal when that came first (then nothing goes upstream); else ""."""
+    """Journal a new provision, with its voucher row. None when the id is taken; the id of its
+    reversal when that came first (then nothing goes upstream); else ""."""
 
     def op(conn: Connection) -> str | None:
-        early = conn.execute(
-            select(voucher_early_reversals.c.reversal_id).where(
-                voucher_early_reversals.c.client_id == tx.client_id,
-                voucher_early_reversals.c.request_id == tx.retail_id,
-            )
-        ).scalar()
+        early = _refused_early(conn, tx, received)
         if early is not None:
-            declined = open_new(conn, replace(tx, state=State.DECLINED), [received])
-            return None if declined is Claim.TAKEN else str(early)
+            return early or None
         claim = open_new(conn, tx, [received, sent])
         if claim is Claim.TAKEN:
             return None
@@ -69,39 +64,62 @@ def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Is
     return op
 
 
-def take_voucher(client_id: str, code: str, event: Event) -> Op:
-    """Move a voucher for a redemption or refund before it is sent upstream, so two at once
-    cannot both pass the state check; returns (voucher row, refusal or None), row None if unknown."""
+def _refused_early(conn: Connection, tx: NewTransaction, received: Message) -> str | None:
+    """When the request's reversal came first: journal the request declined and return the
+    reversal's id ("" when the request's id is taken). None when no reversal came first."""
+    early = conn.execute(
+        select(voucher_early_reversals.c.reversal_id).where(
+            voucher_early_reversals.c.client_id == tx.client_id,
+            voucher_early_reversals.c.request_id == tx.retail_id,
+        )
+    ).scalar()
+    if early is None:
+        return None
+    declined = open_new(conn, replace(tx, state=State.DECLINED), [received])
+    return "" if declined is Claim.TAKEN else str(early)
 
-    def op(conn: Connection) -> tuple[dict[str, Any] | None, Refusal | None]:
-        query = select(vouchers).where(vouchers.c.client_id == client_id, vouchers.c.code == code)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        if row is None or row.state is None:
-            return None, None
-        found = dict(row._mapping)
-        moved = transition(VoucherState(row.state), event)
+
+UNKNOWN_VOUCHER = Refusal(404, "UNABLE_TO_LOCATE_RECORD", False)
+
+
+def take_and_open(tx: NewTransaction, code: str, event: Event, received: Message, sent: Message) -> Op:
+    """Move the voucher for a redemption or refund and journal the request, in one commit, so
+    a taken voucher always has the transaction that took it (and recovery finds it).
+
+    Returns "" when taken and journalled (also when this ran before: idempotent by our id), the
+    refusal when the voucher's state refuses it, None when the retailer's id is taken, or the
+    id of the request's reversal when that came first (then nothing goes upstream)."""
+
+    def op(conn: Connection) -> str | Refusal | None:
+        early = _refused_early(conn, tx, received)
+        if early is not None:
+            return early or None
+        if OUR_ROW.execute(conn, {"tx_id": tx.id}).fetchone() is not None:
+            return ""  # taken and journalled by an earlier run of this operation
+        voucher = conn.execute(
+            _locked(conn, select(vouchers).where(vouchers.c.client_id == tx.client_id, vouchers.c.code == code))
+        ).first()
+        if voucher is None or voucher.state is None or voucher.id != tx.parent_id:
+            return UNKNOWN_VOUCHER
+        moved = transition(VoucherState(voucher.state), event)
         if isinstance(moved, Refusal):
-            return found, moved
-        set_voucher_state(conn, row.id, moved)
-        return found, None
+            return moved
+        if open_new(conn, tx, [received, sent]) is Claim.TAKEN:
+            return None
+        set_voucher_state(conn, voucher.id, moved)
+        return ""
 
     return op
+
+
+def _locked(conn: Connection, query: Any) -> Any:
+    """`query` taking row locks on PostgreSQL (SQLite serialises writers anyway)."""
+    return query.with_for_update() if conn.dialect.name == "postgresql" else query
 
 
 UNDO = {Kind.REDEMPTION: VoucherState.CONFIRMED_PROVISIONED, Kind.REFUND: VoucherState.CONFIRMED_REDEEMED}
 """Where a voucher goes back to when the provider declines a redemption or refund: the one
 state each may start from."""
-
-
-def put_back(voucher: dict[str, Any]) -> Op:
-    """Undo `take_voucher` when the request is refused before anything was sent."""
-
-    def op(conn: Connection) -> None:
-        set_voucher_state(conn, voucher["id"], VoucherState(voucher["state"]))
-
-    return op
 
 
 def undo_take(conn: Connection, tx_id: str) -> None:

@@ -1,0 +1,153 @@
+"""Voucher money safety, in process on both backends: a redemption or refund is taken and
+journalled in one commit, recovery covers it, and an advice is judged by its own request under
+a row lock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import Connection, select
+
+from tests.sim.providers import answer_of
+from xhuma.domain.transactions import Kind, State
+from xhuma.domain.vouchers import Event
+from xhuma.ppu.examples import retail_message
+from xhuma.ppu.switch import Institution
+from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
+from xhuma.providers.suv_v1 import SuvV1Adapter
+from xhuma.storage.db import Database, migrate
+from xhuma.storage.journal import Journal, Message, NewTransaction
+from xhuma.storage.tables import transactions, vouchers
+from xhuma.vouchers import catalogue_store, store
+from xhuma.vouchers import operations as ops
+from xhuma.vouchers.catalogue import CSV_HEADER, products_from_csv
+from xhuma.vouchers.switch import VoucherSwitch
+
+T = TypeVar("T")
+CLIENT = "shop"
+PROVIDER = "fakesuv"
+
+
+class Crash(Exception):
+    """The process died before it handed the next operation to the database."""
+
+
+class CrashingDatabase(Database):
+    """Dies (raises) instead of running its `crash_at`-th operation."""
+
+    crash_at: int | None = None
+    ran = 0
+
+    async def run(self, op: Callable[[Connection], T]) -> T:
+        self.ran += 1
+        if self.ran == self.crash_at:
+            raise Crash
+        return await super().run(op)
+
+
+class FakeProvider(SuvV1Adapter):
+    """Issues a voucher for every provision and accepts every other request."""
+
+    def __init__(self) -> None:
+        super().__init__(ProviderConfig(PROVIDER, "http://fakesuv.invalid", kind="suv_v1"))
+        self.issued = 0
+
+    async def send(self, call: UpstreamCall) -> UpstreamAnswer:
+        body = json.loads(call.body)
+        if call.operation is ops.PROVISION:
+            self.issued += 1
+            return answer_of(call, 201, {**body, "voucher": {"code": f"CODE-{self.issued:06d}"}})
+        return answer_of(call, call.operation.success_status, body)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def db(fresh_database_url: str) -> Iterator[CrashingDatabase]:
+    database = CrashingDatabase(fresh_database_url)
+    migrate(database.engine)
+    catalogue = CSV_HEADER + f"\nGIFT,Gift card,gift,,fixed,10000,,,710,,,{PROVIDER},P-GIFT,1\n"
+    database.run_sync(catalogue_store.import_products(CLIENT, products_from_csv(catalogue), "test"))
+    database.start()
+    yield database
+    database.close()
+
+
+class Till:
+    def __init__(self, db: CrashingDatabase) -> None:
+        self.db = db
+        self.provider = FakeProvider()
+        self.switch = VoucherSwitch(Journal(db), {PROVIDER: self.provider}, Institution("xhuma", "Xhuma"))
+
+    def call(self, operation: ops.SuvOperation, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        url = ops.BASE_PATH + operation.path
+        reply = asyncio.run(self.switch.handle(operation, CLIENT, json.dumps(body).encode(), url, None))
+        return reply.status, json.loads(reply.body)
+
+    def request(self, operation: ops.SuvOperation, **fields: Any) -> tuple[str, int, dict[str, Any]]:
+        body = retail_message(CLIENT, **fields)
+        status, answer = self.call(operation, body)
+        return body["id"], status, answer
+
+    def advise(self, operation: ops.SuvOperation, request_id: str) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {"id": str(uuid.uuid4()), "requestId": request_id, "time": "2024-01-01T00:00:00Z"}
+        body["thirdPartyIdentifiers"] = []
+        if operation is ops.CONFIRM:
+            body["tenders"] = [{"tenderType": "CASH", "amount": {"amount": 10000, "currency": "710"}}]
+        if operation.event is not None and operation.event.is_reversal:
+            body["reversalReason"] = "CANCELLED"
+        return self.call(operation, body)
+
+    def confirmed_voucher(self) -> tuple[str, str]:
+        provision, status, answer = self.request(ops.PROVISION, product={"productId": "GIFT"})
+        assert status == 201, answer
+        assert self.advise(ops.CONFIRM, provision)[0] == 202
+        return provision, answer["voucher"]["code"]
+
+    def voucher_state(self, code: str) -> str:
+        query = select(vouchers.c.state).where(vouchers.c.code == code)
+        return str(self.db.run_sync(lambda c: c.execute(query).scalar()))
+
+    def rows(self, kind: Kind) -> list[Any]:
+        return self.db.run_sync(lambda c: c.execute(select(transactions).where(transactions.c.kind == kind)).all())
+
+
+def test_a_crash_between_operations_never_strands_a_taken_voucher(db: CrashingDatabase) -> None:
+    """Wherever the process dies during a redemption, a taken voucher has its journal row."""
+    till = Till(db)
+    for crash_at in range(1, 6):
+        _, code = till.confirmed_voucher()
+        db.ran, db.crash_at = 0, crash_at
+        try:
+            till.request(ops.REDEEM, voucher={"code": code})
+        except Crash:
+            pass
+        finally:
+            db.crash_at = None
+        voucher = db.run_sync(store.find_voucher(CLIENT, code=code))
+        assert voucher is not None
+        mine = [r for r in till.rows(Kind.REDEMPTION) if r.parent_id == voucher["id"]]
+        if till.voucher_state(code) == "redeemed":
+            assert len(mine) == 1, f"crash at operation {crash_at}: voucher taken, no redemption journalled"
+        else:
+            assert till.voucher_state(code) == "confirmed_provisioned" and not mine
+
+
+def test_taking_and_opening_is_idempotent_by_our_id(db: CrashingDatabase) -> None:
+    till = Till(db)
+    _, code = till.confirmed_voucher()
+    voucher = db.run_sync(store.find_voucher(CLIENT, code=code))
+    assert voucher is not None
+    tx = NewTransaction(
+        str(uuid.uuid4()), CLIENT, str(uuid.uuid4()), Kind.REDEMPTION, State.SENT_UPSTREAM, parent_id=voucher["id"]
+    )
+    item = Message("retail", "request", "redeemVoucher", "{}", 0)
+    take = store.take_and_open(tx, code, Event.REDEEM, item, item)
+    assert db.run_sync(take) == "" and db.run_sync(take) == ""
+    assert till.voucher_state(code) == "redeemed" and len(till.rows(Kind.REDEMPTION)) == 1
