@@ -60,3 +60,20 @@ def test_the_expected_paths() -> None:
     # A reversal that overtakes the provider's late approval keeps the purchase reversed.
     assert play(State.SENT_UPSTREAM, [Kind.REVERSAL, Outcome.SUCCESSFUL])[-1] is State.REVERSED
     assert play(State.SENT_UPSTREAM, [Outcome.FAILED, Kind.REVERSAL])[-1] is State.DECLINED
+
+
+def test_every_request_that_moves_money_is_recovered_or_queued() -> None:
+    from xhuma.eft.delivery import KINDS as EFT_KINDS
+    from xhuma.vouchers.delivery import RECOVERED_KINDS
+
+    money = {k for k in Kind if k.moves_money}
+    assert money == {
+        Kind.PURCHASE,
+        Kind.VOUCHER_PROVISION,
+        Kind.REDEMPTION,
+        Kind.REFUND,
+        Kind.EFT_CREDIT,
+        Kind.EFT_DEBIT,
+    }
+    # Recovery scans what a process holds in flight; EFT is queued in the commit that opens it.
+    assert money == {Kind.PURCHASE} | RECOVERED_KINDS | ({Kind.EFT_CREDIT, Kind.EFT_DEBIT} & set(EFT_KINDS.values()))

@@ -22,8 +22,8 @@ from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import Journal, Message, NewTransaction
-from xhuma.storage.tables import transactions, vouchers
-from xhuma.vouchers import catalogue_store, store
+from xhuma.storage.tables import reconciliation_exceptions, transactions, vouchers
+from xhuma.vouchers import catalogue_store, delivery, store
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.catalogue import CSV_HEADER, products_from_csv
 from xhuma.vouchers.switch import VoucherSwitch
@@ -151,3 +151,36 @@ def test_taking_and_opening_is_idempotent_by_our_id(db: CrashingDatabase) -> Non
     take = store.take_and_open(tx, code, Event.REDEEM, item, item)
     assert db.run_sync(take) == "" and db.run_sync(take) == ""
     assert till.voucher_state(code) == "redeemed" and len(till.rows(Kind.REDEMPTION)) == 1
+
+
+def test_recovery_covers_redemptions_and_refunds_left_in_flight(db: CrashingDatabase) -> None:
+    till = Till(db)
+    _, code = till.confirmed_voucher()
+    redemption, status, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert status == 201
+    assert till.advise(ops.CONFIRM_REDEEM, redemption)[0] == 202
+    _, stranded = till.confirmed_voucher()
+    for operation, voucher in ((ops.REFUND, code), (ops.REDEEM, stranded)):
+        db.ran, db.crash_at = 0, 3  # look-up, take-and-open, then dies before the answer is journalled
+        with pytest.raises(Crash):
+            asyncio.run(_send_and_die(till, operation, voucher))
+        db.crash_at = None
+    recovered = db.run_sync(delivery.recover_stale_vouchers(till.switch, 0))
+    assert recovered == 2
+    for kind, reason in ((Kind.REFUND, "refund_outcome_unknown"), (Kind.REDEMPTION, "redemption_outcome_unknown")):
+        row = next(r for r in till.rows(kind) if r.state != State.CONFIRMED)
+        assert row.state == State.UNKNOWN
+        reasons = db.run_sync(
+            lambda c, tx_id=row.id: (
+                c.execute(select(reconciliation_exceptions.c.reason).where(reconciliation_exceptions.c.tx_id == tx_id))
+                .scalars()
+                .all()
+            )
+        )
+        assert reasons == [reason]
+    assert db.run_sync(delivery.recover_stale_vouchers(till.switch, 0)) == 0
+
+
+async def _send_and_die(till: Till, operation: ops.SuvOperation, code: str) -> None:
+    body = retail_message(CLIENT, voucher={"code": code})
+    await till.switch.handle(operation, CLIENT, json.dumps(body).encode(), ops.BASE_PATH + operation.path, None)

@@ -214,7 +214,7 @@ class VoucherSwitch:
             elif state is State.DECLINED:
                 store.undo_take(conn, tx_id)
             elif state is State.UNKNOWN:
-                open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", f"provider {adapter.name}")
+                open_outcome_unknown(conn, tx_id, kind, f"provider {adapter.name}")
 
         await self.journal.record_outcome(
             tx_id,
@@ -498,6 +498,12 @@ def _amount_for(product: Any, message: wire.ProvisionRequest) -> tuple[int | Non
             "reason": f"must be between {product.min_amount} and {product.max_amount}",
         }
     return requested, None
+
+
+def open_outcome_unknown(conn: Connection, tx_id: str, kind: Kind, detail: str) -> None:
+    """A redemption or refund whose outcome is not known: its voucher stays taken until an
+    advice or an operator settles it."""
+    open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", detail)
 
 
 def _sent(call: UpstreamCall, adapter: SuvV1Adapter) -> Message:
