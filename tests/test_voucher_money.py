@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -22,7 +24,7 @@ from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import Journal, Message, NewTransaction
-from xhuma.storage.tables import reconciliation_exceptions, transactions, vouchers
+from xhuma.storage.tables import reconciliation_exceptions, saf_entries, transactions, vouchers
 from xhuma.vouchers import catalogue_store, delivery, store
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.catalogue import CSV_HEADER, products_from_csv
@@ -184,3 +186,85 @@ def test_recovery_covers_redemptions_and_refunds_left_in_flight(db: CrashingData
 async def _send_and_die(till: Till, operation: ops.SuvOperation, code: str) -> None:
     body = retail_message(CLIENT, voucher={"code": code})
     await till.switch.handle(operation, CLIENT, json.dumps(body).encode(), ops.BASE_PATH + operation.path, None)
+
+
+def test_an_advice_on_an_older_redemption_is_judged_by_that_redemption(db: CrashingDatabase) -> None:
+    till = Till(db)
+    _, code = till.confirmed_voucher()
+    first, status, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert status == 201 and till.advise(ops.CONFIRM_REDEEM, first)[0] == 202
+    refund, status, _ = till.request(ops.REFUND, voucher={"code": code})
+    assert status == 201 and till.advise(ops.CONFIRM_REFUND, refund)[0] == 202
+    second, status, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert status == 201 and till.voucher_state(code) == "redeemed"
+
+    status, answer = till.advise(ops.REVERSE_REDEEM, first)
+    assert (status, answer["errorType"], answer["originalId"]) == (400, "REDEMPTION_ALREADY_CONFIRMED", first)
+    status, answer = till.advise(ops.CONFIRM_REDEEM, first)
+    assert (status, answer["errorType"]) == (400, "VOUCHER_NOT_REDEEMED")
+    status, answer = till.advise(ops.CONFIRM_REFUND, refund)
+    assert (status, answer["errorType"]) == (400, "VOUCHER_NOT_REFUNDED")
+    assert till.voucher_state(code) == "redeemed"  # the second redemption stands
+    assert _queued(db, ops.REVERSE_REDEEM) == [] and _queued(db, ops.CONFIRM_REDEEM) == [first]
+
+    assert till.advise(ops.REVERSE_REDEEM, second)[0] == 202
+    assert till.voucher_state(code) == "confirmed_provisioned"
+
+
+def _queued(db: Database, operation: ops.SuvOperation) -> list[str]:
+    """The retail ids of the requests the queued advices of `operation` refer to."""
+
+    def op(conn: Connection) -> list[str]:
+        bodies = conn.execute(select(saf_entries.c.body).where(saf_entries.c.operation == operation.name)).scalars()
+        ours = [json.loads(b)["requestId"] for b in bodies]
+        return [conn.execute(select(transactions.c.retail_id).where(transactions.c.id == i)).scalar_one() for i in ours]
+
+    return db.run_sync(op)
+
+
+def test_a_second_reversal_of_the_same_request_is_accepted_and_changes_nothing(db: CrashingDatabase) -> None:
+    till = Till(db)
+    provision, status, _ = till.request(ops.PROVISION, product={"productId": "GIFT"})
+    assert status == 201
+    assert till.advise(ops.REVERSE, provision)[0] == 202
+    assert till.advise(ops.REVERSE, provision)[0] == 202
+    _, code = till.confirmed_voucher()
+    redemption, _, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert till.advise(ops.REVERSE_REDEEM, redemption)[0] == 202
+    again, status, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert status == 201
+    assert till.advise(ops.REVERSE_REDEEM, redemption)[0] == 202
+    assert till.voucher_state(code) == "redeemed"  # the later redemption is untouched
+    assert till.advise(ops.CONFIRM_REDEEM, again)[0] == 202
+    refund, _, _ = till.request(ops.REFUND, voucher={"code": code})
+    assert till.advise(ops.REVERSE_REFUND, refund)[0] == 202
+    assert till.advise(ops.REVERSE_REFUND, refund)[0] == 202
+    assert till.voucher_state(code) == "confirmed_redeemed"
+
+
+def test_concurrent_advices_on_one_redemption_are_judged_one_after_the_other(db: CrashingDatabase) -> None:
+    """A confirmation and a reversal of one redemption on two connections at once: the second
+    waits for the first (a row lock on PostgreSQL; SQLite serialises writers) and is refused."""
+    till = Till(db)
+    _, code = till.confirmed_voucher()
+    redemption, status, _ = till.request(ops.REDEEM, voucher={"code": code})
+    assert status == 201
+
+    def advice(operation: ops.SuvOperation) -> Callable[[Connection], store.AdviceDecision]:
+        assert operation.kind is not None and operation.event is not None
+        tx = NewTransaction(str(uuid.uuid4()), CLIENT, str(uuid.uuid4()), operation.kind, State.ACCEPTED)
+        item = Message("retail", "request", operation.name, "{}", 0)
+        return store.advise(tx, operation.event, Kind.REDEMPTION, redemption, [item], lambda *_: None)
+
+    decisions: list[store.AdviceDecision] = []
+    with db.engine.connect() as first:
+        transaction = first.begin()
+        decisions.append(advice(ops.CONFIRM_REDEEM)(first))
+        second = threading.Thread(target=lambda: decisions.append(db.run_sync(advice(ops.REVERSE_REDEEM))))
+        second.start()
+        time.sleep(0.5)
+        transaction.commit()
+    second.join(timeout=30)
+    assert [d.status for d in decisions] == [202, 400]
+    assert decisions[1].error_type == "REDEMPTION_ALREADY_CONFIRMED"
+    assert till.voucher_state(code) == "confirmed_redeemed"

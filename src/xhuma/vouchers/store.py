@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from xhuma.domain.transactions import Kind, State
-from xhuma.domain.vouchers import Event, Refusal, VoucherState, transition
+from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
@@ -194,14 +194,15 @@ def advise(
     `deliver`, which queues it upstream (or records why it cannot go)."""
 
     def op(conn: Connection) -> AdviceDecision:
-        found = conn.execute(
-            select(transactions).where(
-                transactions.c.client_id == advice.client_id,
-                transactions.c.id_space == REQUEST_SPACE,
-                transactions.c.retail_id == request_id,
-                transactions.c.kind == request_kind,
-            )
-        ).first()
+        query = select(transactions).where(
+            transactions.c.client_id == advice.client_id,
+            transactions.c.id_space == REQUEST_SPACE,
+            transactions.c.retail_id == request_id,
+            transactions.c.kind == request_kind,
+        )
+        # Locked, with its voucher below: two advices on one request are judged one after the
+        # other, each by what the other left.
+        found = conn.execute(_locked(conn, query)).first()
         at = now_us()
         values = {**vars(advice), "id_space": ADVICE_SPACE, "created_us": at, "updated_us": at}
         if found is None:
@@ -225,8 +226,8 @@ def advise(
             return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
         request = dict(found._mapping)
         voucher_id = request["id"] if request_kind is Kind.VOUCHER_PROVISION else request["parent_id"]
-        voucher = conn.execute(select(vouchers).where(vouchers.c.id == voucher_id)).first()
-        decision = _judge(event, request, voucher)
+        voucher = conn.execute(_locked(conn, select(vouchers).where(vouchers.c.id == voucher_id))).first()
+        decision = _judge(event, request_kind, request)
         values.update(parent_id=request["id"], provider=request["provider"])
         if decision.status != 202:
             values.update(state=State.DECLINED, retail_status=decision.status, error_type=decision.error_type)
@@ -238,10 +239,12 @@ def advise(
         write_messages(conn, advice.id, items)
         if decision.status != 202:
             return AdviceDecision(decision.status, decision.error_type, decision.original_id, request)
-        if decision.request is not None and voucher is not None:
-            moved = transition(VoucherState(voucher.state), event) if voucher.state else None
-            if isinstance(moved, VoucherState):
-                set_voucher_state(conn, voucher.id, moved)
+        own = left_by(request_kind, State(request["state"]))
+        if decision.request is not None and voucher is not None and own is not None and voucher.state == own:
+            # Moved only from the state this request left it in: never a later request's.
+            moved = transition(own, event)
+            assert isinstance(moved, VoucherState), "judged by the same transition"
+            set_voucher_state(conn, voucher.id, moved)
         settled = State.REVERSED if event.is_reversal else State.CONFIRMED
         if request["state"] in (State.APPROVED, State.UNKNOWN, State.SENT_UPSTREAM):
             conn.execute(
@@ -253,8 +256,9 @@ def advise(
     return op
 
 
-def _judge(event: Event, request: dict[str, Any], voucher: Any) -> AdviceDecision:
-    """The answer an advice gets, given the request it refers to and the voucher's state."""
+def _judge(event: Event, request_kind: Kind, request: dict[str, Any]) -> AdviceDecision:
+    """The answer an advice gets, judged by the request it refers to (its journal row, locked),
+    never by what later requests did to the voucher."""
     state = State(request["state"])
     if state is State.DECLINED:
         # Nothing was issued, redeemed or refunded: a reversal has nothing to undo, and a
@@ -264,10 +268,10 @@ def _judge(event: Event, request: dict[str, Any], voucher: Any) -> AdviceDecisio
         return AdviceDecision(400, "TRANSACTION_DECLINED", request["retail_id"])
     if state is State.REVERSED and event.is_reversal:
         return AdviceDecision(202)  # the same reversal again, under a new id: nothing more to do
-    if voucher is None or voucher.state is None:
-        # Outcome not known yet: the advice is accepted and will be delivered.
+    own = left_by(request_kind, state)
+    if own is None:
         return AdviceDecision(202)
-    moved = transition(VoucherState(voucher.state), event)
+    moved = transition(own, event)
     if isinstance(moved, Refusal):
         return AdviceDecision(moved.status, moved.error_type, request["retail_id"] if moved.cites_original else None)
     return AdviceDecision(202, request=request)
