@@ -268,3 +268,31 @@ def test_concurrent_advices_on_one_redemption_are_judged_one_after_the_other(db:
     assert [d.status for d in decisions] == [202, 400]
     assert decisions[1].error_type == "REDEMPTION_ALREADY_CONFIRMED"
     assert till.voucher_state(code) == "confirmed_redeemed"
+
+
+def test_a_reversal_and_its_request_at_once_cannot_both_pass(db: CrashingDatabase) -> None:
+    """A reversal of a redemption not yet journalled, and that redemption, on two connections
+    at once: the redemption waits for the reversal and is refused (§6.1), never sent."""
+    till = Till(db)
+    _, code = till.confirmed_voucher()
+    voucher = db.run_sync(store.find_voucher(CLIENT, code=code))
+    assert voucher is not None
+    retail_id = str(uuid.uuid4())
+    item = Message("retail", "request", "x", "{}", 0)
+    reversal = NewTransaction(str(uuid.uuid4()), CLIENT, str(uuid.uuid4()), Kind.REDEMPTION_REVERSAL, State.ACCEPTED)
+    redemption = NewTransaction(
+        str(uuid.uuid4()), CLIENT, retail_id, Kind.REDEMPTION, State.SENT_UPSTREAM, parent_id=voucher["id"]
+    )
+    taken: list[Any] = []
+    with db.engine.connect() as first:
+        transaction = first.begin()
+        refused = store.advise(reversal, Event.REVERSE_REDEEM, Kind.REDEMPTION, retail_id, [item], lambda *_: None)
+        assert refused(first).status == 404
+        take = store.take_and_open(redemption, code, Event.REDEEM, item, item)
+        second = threading.Thread(target=lambda: taken.append(db.run_sync(take)))
+        second.start()
+        time.sleep(0.5)
+        transaction.commit()
+    second.join(timeout=30)
+    assert taken == [reversal.retail_id]
+    assert till.voucher_state(code) == "confirmed_provisioned"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
@@ -67,6 +67,7 @@ def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Is
 def _refused_early(conn: Connection, tx: NewTransaction, received: Message) -> str | None:
     """When the request's reversal came first: journal the request declined and return the
     reversal's id ("" when the request's id is taken). None when no reversal came first."""
+    serialise(conn, tx.client_id, tx.retail_id)
     early = conn.execute(
         select(voucher_early_reversals.c.reversal_id).where(
             voucher_early_reversals.c.client_id == tx.client_id,
@@ -110,6 +111,15 @@ def take_and_open(tx: NewTransaction, code: str, event: Event, received: Message
         return ""
 
     return op
+
+
+def serialise(conn: Connection, client_id: str, request_id: str) -> None:
+    """Make a request and an advice naming it wait for each other on PostgreSQL (until commit),
+    so a reversal that finds no request and a request that finds no reversal cannot both pass:
+    there is no row to lock yet. SQLite serialises writers anyway."""
+    if conn.dialect.name == "postgresql":
+        key = func.hashtextextended(f"suv:{client_id}:{request_id}", 0)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _locked(conn: Connection, query: Any) -> Any:
@@ -194,6 +204,7 @@ def advise(
     `deliver`, which queues it upstream (or records why it cannot go)."""
 
     def op(conn: Connection) -> AdviceDecision:
+        serialise(conn, advice.client_id, request_id)
         query = select(transactions).where(
             transactions.c.client_id == advice.client_id,
             transactions.c.id_space == REQUEST_SPACE,
