@@ -100,3 +100,36 @@ def test_only_a_verdict_on_our_own_id_ends_a_money_request(
         assert judged is Outcome.UNKNOWN  # defect 6: a retry unheard says nothing of the sale
     else:
         assert judged is Outcome.FAILED
+
+
+def test_every_request_that_moves_money_is_recovered_or_queued() -> None:
+    from xhuma.eft.delivery import KINDS as EFT_KINDS
+    from xhuma.vouchers.delivery import RECOVERED_KINDS
+
+    money = {k for k in Kind if k.moves_money}
+    assert money == {
+        Kind.PURCHASE,
+        Kind.VOUCHER_PROVISION,
+        Kind.REDEMPTION,
+        Kind.REFUND,
+        Kind.EFT_CREDIT,
+        Kind.EFT_DEBIT,
+    }
+    # Recovery scans what a process holds in flight; EFT is queued in the commit that opens it.
+    assert money == {Kind.PURCHASE} | RECOVERED_KINDS | ({Kind.EFT_CREDIT, Kind.EFT_DEBIT} & set(EFT_KINDS.values()))
+
+
+def test_the_state_each_voucher_request_leaves_follows_the_transitions() -> None:
+    from xhuma.domain.vouchers import LEFT_BY, Event, left_by, transition
+
+    advices = {
+        Kind.VOUCHER_PROVISION: (Event.CONFIRM_PROVISION, Event.REVERSE_PROVISION),
+        Kind.REDEMPTION: (Event.CONFIRM_REDEEM, Event.REVERSE_REDEEM),
+        Kind.REFUND: (Event.CONFIRM_REFUND, Event.REVERSE_REFUND),
+    }
+    for kind, (confirm, reverse) in advices.items():
+        approved = LEFT_BY[kind][State.APPROVED]
+        assert transition(approved, confirm) == LEFT_BY[kind][State.CONFIRMED]
+        assert transition(approved, reverse) == LEFT_BY[kind][State.REVERSED]
+        assert all(left_by(kind, s) == approved for s in IN_FLIGHT)
+        assert left_by(kind, State.DECLINED) is None

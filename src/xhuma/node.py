@@ -24,7 +24,7 @@ from xhuma.saf.worker import Deliverer, SafWorker
 from xhuma.security.credentials import Authenticator
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import Journal
-from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_provisions
+from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_vouchers
 from xhuma.vouchers.switch import VoucherSwitch
 
 log = logging.getLogger("xhuma.node")
@@ -115,12 +115,12 @@ class Node:
         self._tasks.append(asyncio.create_task(loop()))
 
     async def _recover_stale(self) -> None:
-        """Purchases and voucher provisions a dead process left in flight become unknown and are
-        retrieved."""
+        """Purchases and voucher requests (provisions, redemptions, refunds) a dead process left
+        in flight become unknown and are retrieved, or become open exceptions."""
         timeouts = [p.deadline_seconds for p in self.settings.providers] or [60.0]
         older_than_us = int((max(timeouts) + 5) * 1e6)
         recovered = await self.db.run(recover_stale_purchases(self.switch, older_than_us))
-        recovered += await self.db.run(recover_stale_provisions(self.vouchers, older_than_us))
+        recovered += await self.db.run(recover_stale_vouchers(self.vouchers, older_than_us))
         if recovered:
             self.switch.on_enqueued()
 

@@ -28,7 +28,7 @@ from xhuma.storage import db as storage_db
 from xhuma.storage.db import Database
 from xhuma.storage.journal import Journal
 from xhuma.vouchers import operations as suv_ops
-from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_provisions
+from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_vouchers
 from xhuma.vouchers.switch import VoucherSwitch
 
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class SimNode:
         while True:
             with contextlib.suppress(Exception):
                 recovered = await self.db.run(recover_stale_purchases(self.switch, older_than_us))
-                recovered += await self.db.run(recover_stale_provisions(self.vouchers, older_than_us))
+                recovered += await self.db.run(recover_stale_vouchers(self.vouchers, older_than_us))
                 if recovered:
                     self.switch.on_enqueued()
             await asyncio.sleep(5.0)

@@ -39,8 +39,13 @@ class Kind(StrEnum):
 
     @property
     def moves_money(self) -> bool:
-        return self is Kind.PURCHASE
+        return self in MONEY_KINDS
 
+
+MONEY_KINDS = frozenset(
+    {Kind.PURCHASE, Kind.VOUCHER_PROVISION, Kind.REDEMPTION, Kind.REFUND, Kind.EFT_CREDIT, Kind.EFT_DEBIT}
+)
+"""Requests that move value: one a process left in flight must be recovered, never forgotten."""
 
 ADVICE_KINDS = frozenset(
     {

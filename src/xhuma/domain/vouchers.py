@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+
 
 class VoucherState(StrEnum):
     PROVISIONED = "provisioned"
@@ -104,6 +106,34 @@ TRANSITIONS: dict[Event, dict[VoucherState, VoucherState | Refusal]] = {
 def transition(state: VoucherState, event: Event) -> VoucherState | Refusal:
     """The voucher's next state, or why the interface refuses the event in this state."""
     return TRANSITIONS[event][state]
+
+
+LEFT_BY: dict[Kind, dict[State, VoucherState]] = {
+    Kind.VOUCHER_PROVISION: {
+        State.APPROVED: S.PROVISIONED,
+        State.CONFIRMED: S.CONFIRMED_PROVISIONED,
+        State.REVERSED: S.REVERSED,
+    },
+    Kind.REDEMPTION: {
+        State.APPROVED: S.REDEEMED,
+        State.CONFIRMED: S.CONFIRMED_REDEEMED,
+        State.REVERSED: S.CONFIRMED_PROVISIONED,
+    },
+    Kind.REFUND: {
+        State.APPROVED: S.REFUNDED,
+        State.CONFIRMED: S.CONFIRMED_PROVISIONED,
+        State.REVERSED: S.CONFIRMED_REDEEMED,
+    },
+}
+"""The voucher's state as each request left it, by the request's own journal state."""
+
+
+def left_by(kind: Kind, state: State) -> VoucherState | None:
+    """The state an advice on a request is judged by: the voucher as that request left it, not
+    as later requests moved it (a reversal of a confirmed redemption is refused even when the
+    voucher has been redeemed again since). A request in flight counts as approved: its
+    voucher is taken for it already. None for a declined request (nothing was done)."""
+    return LEFT_BY[kind].get(State.APPROVED if state in IN_FLIGHT else state)
 
 
 ALREADY_REVERSED = {

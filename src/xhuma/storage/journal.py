@@ -5,7 +5,7 @@ commit. Each operation is safe to run again after a rollback (see `Database._run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -347,16 +347,22 @@ def accept_advice(
     return op
 
 
-def recover_stale(kind: Kind, older_than_us: int, follow_up: Callable[[Connection, Any], None]) -> Any:
-    """Requests of `kind` left `sent_upstream` by a process that died before it heard the
-    answer: mark them unknown and let `follow_up` queue their retrieval (or record why it
-    cannot be). Runs in every worker; SKIP LOCKED keeps two workers from taking the same row."""
+def recover_stale(
+    kinds: Kind | Collection[Kind], older_than_us: int, follow_up: Callable[[Connection, Any], None]
+) -> Any:
+    """Requests of `kinds` (each one that moves money) left `sent_upstream` by a process that
+    died before it heard the answer: mark them unknown and let `follow_up` queue their retrieval
+    (or record why it cannot be). Runs in every worker; SKIP LOCKED keeps two workers from
+    taking the same row."""
+    wanted = [kinds] if isinstance(kinds, Kind) else sorted(kinds)
+    if not wanted or not all(kind.moves_money for kind in wanted):
+        raise ValueError(f"recovery is for requests that move money, not {wanted}")
 
     def op(conn: Connection) -> int:
         query = (
-            select(transactions.c.id, transactions.c.provider, transactions.c.upstream_request)
+            select(transactions.c.id, transactions.c.kind, transactions.c.provider, transactions.c.upstream_request)
             .where(
-                transactions.c.kind == kind,
+                transactions.c.kind.in_(wanted),
                 transactions.c.state == State.SENT_UPSTREAM,
                 transactions.c.updated_us < now_us() - older_than_us,
             )

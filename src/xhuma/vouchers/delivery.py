@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 
 from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import Kind, State
+from xhuma.domain.transactions import MONEY_KINDS, Kind, State
 from xhuma.providers.base import UpstreamAnswer
 from xhuma.saf.queue import QueuedEntry
 from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
@@ -18,7 +18,7 @@ from xhuma.storage.tables import messages
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers import wire
 from xhuma.vouchers.replies import decode_strict
-from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch, has_code
+from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch, has_code, open_outcome_unknown
 
 
 class VoucherDeliverer:
@@ -72,14 +72,25 @@ class VoucherDeliverer:
         return Attempt(advice_verdict(sent.judged, reversal=reversal), answer.status, sent.error, sent.messages)
 
 
-def recover_stale_provisions(switch: VoucherSwitch, older_than_us: int) -> Any:
-    """Provisions a dead process left in flight: retrieved where the provider can retry, else
-    recorded as exposure."""
+RECOVERED_KINDS = frozenset(kind for kind in MONEY_KINDS if kind in ops.REQUEST_NAME)
+"""The voucher requests that move money: provisions, redemptions and refunds."""
+
+
+def recover_stale_vouchers(switch: VoucherSwitch, older_than_us: int) -> Any:
+    """Voucher requests a dead process left in flight. A provision is retrieved where the
+    provider can retry, else recorded as exposure; a redemption or refund (its voucher taken)
+    becomes an open exception, as when its answer is unknown."""
 
     def follow_up(conn: Connection, row: Any) -> None:
+        unknown = UpstreamAnswer(Outcome.UNKNOWN, None, b"", 0, transport_error=STOPPED)
+        if row.kind != Kind.VOUCHER_PROVISION:
+            open_outcome_unknown(conn, row.id, Kind(row.kind), STOPPED)
+            return
         adapter = switch.adapters.get(row.provider)
         if adapter is not None:
-            unknown = UpstreamAnswer(Outcome.UNKNOWN, None, b"", 0, transport_error="the process sending it stopped")
             switch.apply_provision_outcome(conn, row.id, State.UNKNOWN, unknown, adapter)
 
-    return journal.recover_stale(Kind.VOUCHER_PROVISION, older_than_us, follow_up)
+    return journal.recover_stale(RECOVERED_KINDS, older_than_us, follow_up)
+
+
+STOPPED = "the process sending it stopped"

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from xhuma.domain.transactions import Kind, State
-from xhuma.domain.vouchers import Event, Refusal, VoucherState, transition
+from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
+    OUR_ROW,
     REQUEST_SPACE,
     Claim,
     Message,
@@ -41,19 +42,13 @@ class Issue:
 
 
 def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Issue | None = None) -> Op:
-    """Journal a new provision (with its voucher row), redemption or refund. None when the id is
-    taken; the id of its reversal when that came first (then nothing goes upstream); else ""."""
+    """Journal a new provision, with its voucher row. None when the id is taken; the id of its
+    reversal when that came first (then nothing goes upstream); else ""."""
 
     def op(conn: Connection) -> str | None:
-        early = conn.execute(
-            select(voucher_early_reversals.c.reversal_id).where(
-                voucher_early_reversals.c.client_id == tx.client_id,
-                voucher_early_reversals.c.request_id == tx.retail_id,
-            )
-        ).scalar()
+        early = _refused_early(conn, tx, received)
         if early is not None:
-            declined = open_new(conn, replace(tx, state=State.DECLINED), [received])
-            return None if declined is Claim.TAKEN else str(early)
+            return early or None
         claim = open_new(conn, tx, [received, sent])
         if claim is Claim.TAKEN:
             return None
@@ -69,39 +64,72 @@ def open_request(tx: NewTransaction, received: Message, sent: Message, issue: Is
     return op
 
 
-def take_voucher(client_id: str, code: str, event: Event) -> Op:
-    """Move a voucher for a redemption or refund before it is sent upstream, so two at once
-    cannot both pass the state check; returns (voucher row, refusal or None), row None if unknown."""
+def _refused_early(conn: Connection, tx: NewTransaction, received: Message) -> str | None:
+    """When the request's reversal came first: journal the request declined and return the
+    reversal's id ("" when the request's id is taken). None when no reversal came first."""
+    serialise(conn, tx.client_id, tx.retail_id)
+    early = conn.execute(
+        select(voucher_early_reversals.c.reversal_id).where(
+            voucher_early_reversals.c.client_id == tx.client_id,
+            voucher_early_reversals.c.request_id == tx.retail_id,
+        )
+    ).scalar()
+    if early is None:
+        return None
+    declined = open_new(conn, replace(tx, state=State.DECLINED), [received])
+    return "" if declined is Claim.TAKEN else str(early)
 
-    def op(conn: Connection) -> tuple[dict[str, Any] | None, Refusal | None]:
-        query = select(vouchers).where(vouchers.c.client_id == client_id, vouchers.c.code == code)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        if row is None or row.state is None:
-            return None, None
-        found = dict(row._mapping)
-        moved = transition(VoucherState(row.state), event)
+
+UNKNOWN_VOUCHER = Refusal(404, "UNABLE_TO_LOCATE_RECORD", False)
+
+
+def take_and_open(tx: NewTransaction, code: str, event: Event, received: Message, sent: Message) -> Op:
+    """Move the voucher for a redemption or refund and journal the request, in one commit, so
+    a taken voucher always has the transaction that took it (and recovery finds it).
+
+    Returns "" when taken and journalled (also when this ran before: idempotent by our id), the
+    refusal when the voucher's state refuses it, None when the retailer's id is taken, or the
+    id of the request's reversal when that came first (then nothing goes upstream)."""
+
+    def op(conn: Connection) -> str | Refusal | None:
+        early = _refused_early(conn, tx, received)
+        if early is not None:
+            return early or None
+        if OUR_ROW.execute(conn, {"tx_id": tx.id}).fetchone() is not None:
+            return ""  # taken and journalled by an earlier run of this operation
+        voucher = conn.execute(
+            _locked(conn, select(vouchers).where(vouchers.c.client_id == tx.client_id, vouchers.c.code == code))
+        ).first()
+        if voucher is None or voucher.state is None or voucher.id != tx.parent_id:
+            return UNKNOWN_VOUCHER
+        moved = transition(VoucherState(voucher.state), event)
         if isinstance(moved, Refusal):
-            return found, moved
-        set_voucher_state(conn, row.id, moved)
-        return found, None
+            return moved
+        if open_new(conn, tx, [received, sent]) is Claim.TAKEN:
+            return None
+        set_voucher_state(conn, voucher.id, moved)
+        return ""
 
     return op
+
+
+def serialise(conn: Connection, client_id: str, request_id: str) -> None:
+    """Make a request and an advice naming it wait for each other on PostgreSQL (until commit),
+    so a reversal that finds no request and a request that finds no reversal cannot both pass:
+    there is no row to lock yet. SQLite serialises writers anyway."""
+    if conn.dialect.name == "postgresql":
+        key = func.hashtextextended(f"suv:{client_id}:{request_id}", 0)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _locked(conn: Connection, query: Any) -> Any:
+    """`query` taking row locks on PostgreSQL (SQLite serialises writers anyway)."""
+    return query.with_for_update() if conn.dialect.name == "postgresql" else query
 
 
 UNDO = {Kind.REDEMPTION: VoucherState.CONFIRMED_PROVISIONED, Kind.REFUND: VoucherState.CONFIRMED_REDEEMED}
 """Where a voucher goes back to when the provider declines a redemption or refund: the one
 state each may start from."""
-
-
-def put_back(voucher: dict[str, Any]) -> Op:
-    """Undo `take_voucher` when the request is refused before anything was sent."""
-
-    def op(conn: Connection) -> None:
-        set_voucher_state(conn, voucher["id"], VoucherState(voucher["state"]))
-
-    return op
 
 
 def undo_take(conn: Connection, tx_id: str) -> None:
@@ -176,14 +204,16 @@ def advise(
     `deliver`, which queues it upstream (or records why it cannot go)."""
 
     def op(conn: Connection) -> AdviceDecision:
-        found = conn.execute(
-            select(transactions).where(
-                transactions.c.client_id == advice.client_id,
-                transactions.c.id_space == REQUEST_SPACE,
-                transactions.c.retail_id == request_id,
-                transactions.c.kind == request_kind,
-            )
-        ).first()
+        serialise(conn, advice.client_id, request_id)
+        query = select(transactions).where(
+            transactions.c.client_id == advice.client_id,
+            transactions.c.id_space == REQUEST_SPACE,
+            transactions.c.retail_id == request_id,
+            transactions.c.kind == request_kind,
+        )
+        # Locked, with its voucher below: two advices on one request are judged one after the
+        # other, each by what the other left.
+        found = conn.execute(_locked(conn, query)).first()
         at = now_us()
         values = {**vars(advice), "id_space": ADVICE_SPACE, "created_us": at, "updated_us": at}
         if found is None:
@@ -207,8 +237,8 @@ def advise(
             return AdviceDecision(404, "UNABLE_TO_LOCATE_RECORD", request_id)
         request = dict(found._mapping)
         voucher_id = request["id"] if request_kind is Kind.VOUCHER_PROVISION else request["parent_id"]
-        voucher = conn.execute(select(vouchers).where(vouchers.c.id == voucher_id)).first()
-        decision = _judge(event, request, voucher)
+        voucher = conn.execute(_locked(conn, select(vouchers).where(vouchers.c.id == voucher_id))).first()
+        decision = _judge(event, request_kind, request)
         values.update(parent_id=request["id"], provider=request["provider"])
         if decision.status != 202:
             values.update(state=State.DECLINED, retail_status=decision.status, error_type=decision.error_type)
@@ -220,10 +250,12 @@ def advise(
         write_messages(conn, advice.id, items)
         if decision.status != 202:
             return AdviceDecision(decision.status, decision.error_type, decision.original_id, request)
-        if decision.request is not None and voucher is not None:
-            moved = transition(VoucherState(voucher.state), event) if voucher.state else None
-            if isinstance(moved, VoucherState):
-                set_voucher_state(conn, voucher.id, moved)
+        own = left_by(request_kind, State(request["state"]))
+        if decision.request is not None and voucher is not None and own is not None and voucher.state == own:
+            # Moved only from the state this request left it in: never a later request's.
+            moved = transition(own, event)
+            assert isinstance(moved, VoucherState), "judged by the same transition"
+            set_voucher_state(conn, voucher.id, moved)
         settled = State.REVERSED if event.is_reversal else State.CONFIRMED
         if request["state"] in (State.APPROVED, State.UNKNOWN, State.SENT_UPSTREAM):
             conn.execute(
@@ -235,8 +267,9 @@ def advise(
     return op
 
 
-def _judge(event: Event, request: dict[str, Any], voucher: Any) -> AdviceDecision:
-    """The answer an advice gets, given the request it refers to and the voucher's state."""
+def _judge(event: Event, request_kind: Kind, request: dict[str, Any]) -> AdviceDecision:
+    """The answer an advice gets, judged by the request it refers to (its journal row, locked),
+    never by what later requests did to the voucher."""
     state = State(request["state"])
     if state is State.DECLINED:
         # Nothing was issued, redeemed or refunded: a reversal has nothing to undo, and a
@@ -246,10 +279,10 @@ def _judge(event: Event, request: dict[str, Any], voucher: Any) -> AdviceDecisio
         return AdviceDecision(400, "TRANSACTION_DECLINED", request["retail_id"])
     if state is State.REVERSED and event.is_reversal:
         return AdviceDecision(202)  # the same reversal again, under a new id: nothing more to do
-    if voucher is None or voucher.state is None:
-        # Outcome not known yet: the advice is accepted and will be delivered.
+    own = left_by(request_kind, state)
+    if own is None:
         return AdviceDecision(202)
-    moved = transition(VoucherState(voucher.state), event)
+    moved = transition(own, event)
     if isinstance(moved, Refusal):
         return AdviceDecision(moved.status, moved.error_type, request["retail_id"] if moved.cites_original else None)
     return AdviceDecision(202, request=request)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State
-from xhuma.domain.vouchers import ALREADY_REVERSED, VoucherState
+from xhuma.domain.vouchers import ALREADY_REVERSED, Refusal, VoucherState, transition
 from xhuma.echo import ECHO_FIELDS, echo, restamp
 from xhuma.ppu.switch import Institution, rfc3339_now
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
@@ -217,7 +217,7 @@ class VoucherSwitch:
             elif state is State.DECLINED:
                 store.undo_take(conn, tx_id)
             elif state is State.UNKNOWN:
-                open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", f"provider {adapter.name}")
+                open_outcome_unknown(conn, tx_id, kind, f"provider {adapter.name}")
 
         recorded = await self.journal.record_outcome(
             tx_id,
@@ -314,14 +314,14 @@ class VoucherSwitch:
         code = message.voucher.code
         if not code:
             return format_error([FieldError(field="voucher.code", error="is required")], message.id)
-        found, refusal = await self.journal.db.run(store.take_voucher(client_id, code, event))
-        if found is None:
+        found = await self.journal.db.run(store.find_voucher(client_id, code=code))
+        if found is None or found["state"] is None:
             return error_reply(404, "UNABLE_TO_LOCATE_RECORD", "Unknown voucher", message.id)
-        if refusal is not None:
+        refusal = transition(VoucherState(found["state"]), event)
+        if isinstance(refusal, Refusal):
             return error_reply(refusal.status, refusal.error_type, "Refused", message.id)
         adapter = self.adapters.get(found["provider"])
         if adapter is None or not adapter.config.supports(CAPABILITY_OF[operation]):
-            await self.journal.db.run(store.put_back(found))
             return error_reply(
                 501,
                 "FUNCTION_NOT_SUPPORTED",
@@ -344,11 +344,14 @@ class VoucherSwitch:
             upstream_request=call.body.decode(),
             parent_id=found["id"],
         )
-        opened = await self.journal.db.run(store.open_request(tx, received, _sent(call, adapter)))
-        if opened is None or opened:
-            await self.journal.db.run(store.put_back(found))
-            if opened is None:
-                return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id)
+        # The voucher is taken and the request journalled in one commit, re-checked under lock.
+        opened = await self.journal.db.run(store.take_and_open(tx, code, event, received, _sent(call, adapter)))
+        if isinstance(opened, Refusal):
+            text = "Unknown voucher" if opened is store.UNKNOWN_VOUCHER else "Refused"
+            return error_reply(opened.status, opened.error_type, text, message.id)
+        if opened is None:
+            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id)
+        if opened:
             return await self._refused_early(tx_id, message.id, operation.kind, opened)
         answer = await adapter.send(call)
         return await self._conclude(operation, tx_id, message, call, answer, adapter)
@@ -502,6 +505,12 @@ def _amount_for(product: Any, message: wire.ProvisionRequest) -> tuple[int | Non
             "reason": f"must be between {product.min_amount} and {product.max_amount}",
         }
     return requested, None
+
+
+def open_outcome_unknown(conn: Connection, tx_id: str, kind: Kind, detail: str) -> None:
+    """A redemption or refund whose outcome is not known: its voucher stays taken until an
+    advice or an operator settles it."""
+    open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", detail)
 
 
 def _sent(call: UpstreamCall, adapter: SuvV1Adapter) -> Message:
