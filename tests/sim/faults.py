@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 DB_FAULTS = ("statement", "commit_before", "commit_lost")
-PROVIDER_FAULTS = ("slow", "drop_after", "refuse", "503", "500")
+PROVIDER_FAULTS = ("slow", "drop_after", "refuse", "503", "500", "hollow")
+"""`hollow`: the provider sells, and answers 201 without the tokens (or the voucher code)."""
 CRASH = "crash"
 ANSWER_LOST = "answer_lost"
 """The switch answered the till, and the network lost the answer on its way."""

@@ -38,7 +38,8 @@ class Ledger:
 
 class FakePpuProvider:
     """A PPU v3 provider: sells on purchase, answers a retry with the same sale (or sells, if it
-    never saw the purchase), takes advices once by their id."""
+    never saw the purchase) and a purchase it has seen with DUPLICATE_RECORD, takes advices once
+    by their id."""
 
     base_path = "/prepaidutility/v3/"
 
@@ -71,6 +72,8 @@ class FakePpuProvider:
             return UpstreamAnswer(Outcome.UNKNOWN, None, b"", 0, transport_error="ServerDisconnectedError")
         if behaviour == "500":
             return answer_of(call, 500, self._error(body, "SYSTEM_ERROR"))
+        if behaviour == "hollow" and status == 201:
+            answer = {k: v for k, v in answer.items() if k not in ("tokens", "voucher")}
         return answer_of(call, status, answer)
 
     def _act(self, parts: list[str], body: dict[str, Any], *, decline: bool) -> tuple[int, dict[str, Any]]:
@@ -80,6 +83,9 @@ class FakePpuProvider:
             return 501, self._error(body, "FUNCTION_NOT_SUPPORTED")
         if len(parts) == 2 or parts[2] == "retry":
             sale_id = parts[1]
+            if len(parts) == 2 and sale_id in self.ledger.sales:
+                # A purchase id seen before (its retry came first): never a second sale.
+                return 400, self._error(body, "DUPLICATE_RECORD")
             if sale_id not in self.ledger.sales:
                 if decline:
                     return 400, self._error(body, "TRANSACTION_DECLINED")
@@ -141,6 +147,8 @@ class FakeSuvProvider(FakePpuProvider):
     def _act(self, parts: list[str], body: dict[str, Any], *, decline: bool) -> tuple[int, dict[str, Any]]:
         if parts[0] == "vouchers" and (len(parts) == 1 or parts[-1] == "retry"):
             provision_id = parts[1] if len(parts) > 1 else body["id"]
+            if len(parts) == 1 and provision_id in self.ledger.sales:
+                return 400, FakePpuProvider._error(body, "DUPLICATE_RECORD")
             if provision_id not in self.ledger.sales:
                 if decline:
                     return 400, FakePpuProvider._error(body, "TRANSACTION_DECLINED")
