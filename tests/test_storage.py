@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -184,3 +185,25 @@ def test_a_lost_acknowledgement_reports_what_the_commit_did(fresh_database_url: 
         assert count(db, "SELECT count(*) FROM messages WHERE tx_id = :t", t=tx.id) == 1
     finally:
         db.close()
+
+
+def test_every_node_stamps_by_the_databases_clock(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose own clock is an hour fast still stamps rows (and judges their age) by the
+    shared database's clock, so a live request is not taken for a dead one on another node."""
+    from xhuma.storage import db as db_module
+
+    if not fresh_database_url.startswith("postgresql"):
+        pytest.skip("SQLite is on this machine: its clock is ours")
+    real = time.time_ns
+    monkeypatch.setattr(db_module.time, "time_ns", lambda: real() + 3600 * 10**9)
+    monkeypatch.setattr(db_module, "_clock_offset_us", 0)
+    database = Database(fresh_database_url)
+    database.start()
+    try:
+        stamped = database.run_sync(lambda c: db_module.now_us())
+        theirs = database.run_sync(
+            lambda c: c.exec_driver_sql("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").scalar_one()
+        )
+    finally:
+        database.close()
+    assert abs(stamped - theirs) < 60 * 10**6

@@ -32,8 +32,26 @@ DEFAULT_URL = "sqlite:///var/xhuma.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+_clock_offset_us = 0
+"""The shared database's clock minus this machine's (PostgreSQL), so every node stamps rows and
+judges their age by one clock: staleness and leases never compare two machines' clocks."""
+
+
 def now_us() -> int:
-    return time.time_ns() // 1000
+    """Microseconds since the epoch, by the shared database's clock."""
+    return time.time_ns() // 1000 + _clock_offset_us
+
+
+def follow_database_clock(engine: Engine) -> None:
+    """Measure how far the database's clock is from ours (half a round trip is the error)."""
+    global _clock_offset_us
+    if engine.dialect.name != "postgresql":
+        return  # SQLite lives on this machine: its clock is ours
+    with engine.connect() as conn:
+        before = time.time_ns() // 1000
+        theirs = conn.exec_driver_sql("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").scalar_one()
+        after = time.time_ns() // 1000
+    _clock_offset_us = int(theirs) - (before + after) // 2
 
 
 def database_url() -> str:
@@ -108,6 +126,7 @@ class Database:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        follow_database_clock(self.engine)
         for i in range(self._threads_wanted):
             thread = threading.Thread(target=self._work, name=f"xhuma-db-{i}", daemon=True)
             thread.start()
@@ -244,6 +263,7 @@ class _HeldConnection:
     def _sweep(self) -> None:
         """Markers are needed only while their COMMIT's outcome is being found out."""
         try:
+            follow_database_clock(self.engine)
             conn = self._connection()
             with conn.begin():
                 conn.execute(delete(commit_markers).where(commit_markers.c.at_us < now_us() - MARKER_KEEP_US))
