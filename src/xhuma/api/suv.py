@@ -13,12 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xhuma.api.replies import JSON
+from xhuma.engine.flow import Reply
 from xhuma.node import Node
 from xhuma.validation import FieldError
 from xhuma.vouchers import catalogue, catalogue_store
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.operations import SuvOperation
-from xhuma.vouchers.replies import Reply, error_reply, format_error
+from xhuma.vouchers.replies import error_reply, format_error
 
 Credentials = Callable[[Request], tuple[str, str] | None]
 BodyReader = Callable[[Request, int], Awaitable[bytes]]

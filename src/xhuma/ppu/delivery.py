@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.transactions import Kind
@@ -15,7 +15,6 @@ from xhuma.ppu.switch import PpuSwitch, has_tokens
 from xhuma.saf.queue import QueuedEntry
 from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
 from xhuma.storage import journal
-from xhuma.storage.tables import messages
 from xhuma.validation import decode
 
 QUEUE_PREFIX = "ppu:"
@@ -44,7 +43,7 @@ class PpuDeliverer:
             answer, verdict = judge_retrieval(sent, has_goods=has_tokens(answer.payload))
 
             def apply(conn: Connection) -> None:
-                self.apply_retrieved_outcome(conn, entry.tx_id, answer)
+                self.switch.engine.apply_retrieved(conn, ops.PURCHASE, entry.tx_id, answer, adapter, _purchase)
 
             return Attempt(
                 verdict, answer.status, sent.error, sent.messages, apply if verdict is Verdict.DELIVERED else None
@@ -52,25 +51,9 @@ class PpuDeliverer:
         verdict = advice_verdict(sent.judged, reversal=operation is ops.REVERSAL)
         return Attempt(verdict, answer.status, sent.error, sent.messages)
 
-    def apply_retrieved_outcome(self, conn: Connection, tx_id: str, answer: Any) -> None:
-        """Turn a retrieved upstream answer into the purchase's outcome and stored retail answer,
-        as if it had come back in time, so a later retail retry is answered from the journal."""
-        body = conn.execute(
-            select(messages.c.body)
-            .where(messages.c.tx_id == tx_id, messages.c.leg == "retail", messages.c.direction == "request")
-            .order_by(messages.c.id)
-            .limit(1)
-        ).scalar_one()
-        request = decode(body.encode(), wire.PurchaseRequest)
-        reply, error_type = self.switch.retail_reply(ops.PURCHASE, request, tx_id, answer)
-        journal.record_outcome(
-            tx_id,
-            answer.outcome,
-            [],
-            retail_status=reply.status,
-            retail_response=reply.body.decode(),
-            error_type=error_type,
-        )(conn)
+
+def _purchase(body: bytes) -> wire.PurchaseRequest:
+    return decode(body, wire.PurchaseRequest)
 
 
 def recover_stale_purchases(switch: PpuSwitch, older_than_us: int) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +20,17 @@ import msgspec
 from sqlalchemy import Connection
 
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+from xhuma.domain.transactions import Kind, State
 from xhuma.echo import echo, restamp
+from xhuma.engine.flow import RETAIL, Reply, got, sent
+from xhuma.engine.requests import Candidate, Engine, Interface
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.routing import Router, contracts
 from xhuma.saf.queue import enqueue
+from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception, write_messages
 from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
@@ -36,8 +38,6 @@ from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
-RETAIL = "retail"
-UPSTREAM = "upstream"
 PASSED_THROUGH_FAILURES = frozenset({400, 404, 501, 503})
 DEFAULT_STATUS_ERROR = {
     400: "TRANSACTION_DECLINED",
@@ -47,10 +47,6 @@ DEFAULT_STATUS_ERROR = {
 }
 
 
-IN_FLIGHT_MARGIN_SECONDS = 5.0
-"""How much longer than a provider's deadline a request journalled as sent is taken to be in
-flight, before a retry or recovery takes it as abandoned by a dead process."""
-
 OWN_TERMINAL_ID = "ROUTING0"
 OWN_MERCHANT = wire.Merchant(
     merchant_type="6012",
@@ -58,12 +54,6 @@ OWN_MERCHANT = wire.Merchant(
     merchant_name=wire.MerchantName(name="xhuma routing", city="Cape Town", region="WC", country="ZA"),
 )
 """Who asks, in lookups xhuma makes on its own behalf to learn which provider serves a meter."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -103,18 +93,16 @@ def format_error(operation: Operation, message_id: str | None, errors: list[Fiel
     )
 
 
-class PpuSwitch:
+class PpuSwitch(Interface):
     def __init__(
         self, journal: Journal, router: Router, institution: Institution, *, broadcast_timeout: float = 10.0
     ) -> None:
         self.journal = journal
         self.router = router
         self.institution = institution
-        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self.engine = Engine(journal, self)
         self._background: set[asyncio.Future[None]] = set()
         self.broadcast_timeout = broadcast_timeout
-        self.on_enqueued: Callable[[], None] = lambda: None
-        """Told when this process queued something, so a local worker can send it at once."""
 
     async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
@@ -225,9 +213,7 @@ class PpuSwitch:
         retail_id: str | None,
         candidates: list[ProviderAdapter],
     ) -> Reply:
-        """Send to the first candidate; move to the next only when the last certainly did not
-        act on it (the connection was never made, or it answered 503), so falling back can
-        never buy twice."""
+        """Open the request and let the engine send it in turn to the candidates."""
         tx_id = str(uuid.uuid4())
         upstream = self._upstream_message(message, tx_id)
         adapter = candidates[0]
@@ -245,29 +231,17 @@ class PpuSwitch:
             provider=adapter.name,
             upstream_request=call.body.decode(),
         )
-        if not await self.journal.open(tx, [received, self._sent(call, adapter)]):
+        if not await self.journal.open(tx, [received, sent(call, adapter)]):
             return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
-        done: asyncio.Future[None] | None = None
-        if operation.kind is Kind.PURCHASE:
-            done = asyncio.get_running_loop().create_future()
-            self._in_flight[tx_id] = done
-        try:
-            refused: Message | None = None
-            for index, adapter in enumerate(candidates):
-                if refused is not None:
-                    call = adapter.prepare(operation, upstream)
-                    await self.journal.reroute(tx_id, adapter.name, [refused, self._sent(call, adapter)])
-                answer = await adapter.send(call)
-                self.router.availability.observe(adapter.name, _healthy(answer))
-                last = index == len(candidates) - 1
-                if last or answer.delivered and answer.status != 503:
-                    return await self._conclude(operation, tx_id, message, call, answer, adapter)
-                refused = self._got(call, answer, adapter)
-            raise AssertionError("unreachable: the last candidate always concludes")
-        finally:
-            if done is not None:
-                del self._in_flight[tx_id]
-                done.set_result(None)
+
+        def candidate(adapter: ProviderAdapter) -> Candidate:
+            return Candidate(
+                adapter,
+                prepare=lambda: adapter.prepare(operation, upstream),
+                reroute=lambda call, items: journal.reroute(tx_id, adapter.name, items),
+            )
+
+        return await self.engine.send_in_turn(operation, tx_id, message, call, [candidate(a) for a in candidates])
 
     async def _broadcast_lookup(
         self,
@@ -295,8 +269,8 @@ class PpuSwitch:
             meter_id=message.meter.meter_id,
             upstream_request=next(iter(calls.values())).body.decode(),
         )
-        sent = [self._sent(calls[a.name], a) for a in targets]
-        if not await self.journal.open(tx, ([received] if received else []) + sent):
+        requests = [sent(calls[a.name], a) for a in targets]
+        if not await self.journal.open(tx, ([received] if received else []) + requests):
             return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id), None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.broadcast_timeout
@@ -328,9 +302,9 @@ class PpuSwitch:
             )
             chosen = (targets[0], no_answer)
         adapter, answer = chosen
-        others = [self._got(calls[a.name], r, a) for a, r in answers if a is not adapter]
+        others = [got(calls[a.name], r, a) for a, r in answers if a is not adapter]
         meter_id = message.meter.meter_id
-        reply = await self._conclude(
+        reply = await self.engine.conclude(
             operation,
             tx_id,
             message,
@@ -376,7 +350,7 @@ class PpuSwitch:
             task.cancel()
         late = [(asking[t], t.result()) for t in finished if not t.cancelled() and t.exception() is None]
         learned = self._learned(late, [])
-        heard = [self._got(calls[a.name], r, a) for a, r in late]
+        heard = [got(calls[a.name], r, a) for a, r in late]
 
         def record(conn: Connection) -> None:
             contracts.record(conn, meter_id, learned)
@@ -403,65 +377,47 @@ class PpuSwitch:
                 learned.append((adapter.name, contracts.UNCONFIRMED, None))
         return learned + [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
 
-    def _got(self, call: UpstreamCall, answer: UpstreamAnswer, adapter: ProviderAdapter) -> Message:
-        return Message(
-            UPSTREAM,
-            "response",
-            call.operation.name,
-            answer.body.decode("utf-8", "replace") or answer.transport_error,
-            now_us(),
-            "POST",
-            call.url,
-            answer.status,
-            answer.elapsed_us,
-            adapter.name,
-        )
+    # --- the flow the engine runs ------------------------------------------------------------
 
-    async def _conclude(
+    def moves_money(self, operation: Operation) -> bool:
+        return operation.kind is Kind.PURCHASE
+
+    def has_goods(self, payload: dict[str, Any] | None) -> bool:
+        return has_tokens(payload)
+
+    def heard(self, adapter: ProviderAdapter, answer: UpstreamAnswer) -> None:
+        self.router.availability.observe(adapter.name, _healthy(answer))
+
+    def after_outcome(
         self,
+        conn: Connection,
         operation: Operation,
         tx_id: str,
-        message: Any,
-        call: UpstreamCall,
+        state: State,
         answer: UpstreamAnswer,
         adapter: ProviderAdapter,
-        extra: list[Message] | None = None,
-        also: Callable[[Connection], None] | None = None,
-    ) -> Reply:
-        """Journal the outcome and the retail answer (with `also`, in the same transaction),
-        then answer with what the journal holds: another node (or an earlier answer) may have
-        settled the purchase already, and the retailer must hear what the journal says."""
-        if operation.kind is Kind.PURCHASE:
-            answer = answer.for_money(retrieving=operation is ops.RETRY, has_goods=has_tokens(answer.payload))
-        reply, error_type = self.retail_reply(operation, message, tx_id, answer)
-        got = self._got(call, answer, adapter)
-        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
-        queues_follow_up = operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN
+    ) -> None:
+        if operation.kind is Kind.PURCHASE and answer.outcome is Outcome.UNKNOWN and state is State.UNKNOWN:
+            self.queue_follow_up(conn, tx_id, adapter.name, journal.upstream_request(conn, tx_id))
 
-        def then(conn: Connection, state: State) -> None:
-            if also is not None:
-                also(conn)
-            if queues_follow_up and state is State.UNKNOWN:
-                self.queue_follow_up(conn, tx_id, adapter.name, call.body.decode())
+    def adapter(self, provider: str | None) -> ProviderAdapter | None:
+        return self.router.by_name(provider)
 
-        recorded = await self.journal.record_outcome(
-            tx_id,
-            answer.outcome,
-            [*(extra or []), got, sent],
-            retail_status=reply.status,
-            retail_response=reply.body.decode(),
-            error_type=error_type,
-            then=then,
-            provider=adapter.name,
+    def retry_call(self, adapter: ProviderAdapter, row: dict[str, Any]) -> UpstreamCall:
+        return adapter.prepare(ops.RETRY, _decode(row["upstream_request"]))
+
+    def cannot_retry(self, message: Any, row: dict[str, Any]) -> Reply:
+        return error_reply(
+            504,
+            "OUTCOME_UNKNOWN",
+            "Outcome unknown",
+            ops.RETRY,
+            message.id,
+            detail="the provider does not support retries; reverse the purchase",
         )
-        if queues_follow_up:
-            self.on_enqueued()
-        if recorded.retail_response is None or recorded.retail_status is None:
-            return reply
-        if recorded.retail_response == sent.body:
-            return reply
-        status = _status_for(operation, recorded.retail_status)
-        return Reply(status, self._restamp(recorded.retail_response, message))
+
+    def in_progress(self, message: Any) -> Reply:
+        return error_reply(504, "UPSTREAM_UNAVAILABLE", "In progress", ops.RETRY, message.id)
 
     def queue_follow_up(self, conn: Connection, tx_id: str, provider: str | None, upstream_request: str) -> None:
         """Queue the retrieval of a purchase whose outcome is unknown (a retry at the same
@@ -484,19 +440,6 @@ class PpuSwitch:
 
     def _our_identifier(self, tx_id: str) -> dict[str, str]:
         return {"institutionId": self.institution.id, "transactionIdentifier": tx_id}
-
-    @staticmethod
-    def _sent(call: UpstreamCall, adapter: ProviderAdapter) -> Message:
-        return Message(
-            UPSTREAM,
-            "request",
-            call.operation.name,
-            call.body.decode(),
-            now_us(),
-            call.method,
-            call.url,
-            peer=adapter.name,
-        )
 
     def retail_reply(
         self, operation: Operation, message: Any, tx_id: str, answer: UpstreamAnswer
@@ -530,63 +473,19 @@ class PpuSwitch:
         """The provider's answer with our retailer's own echo fields put back (§1.6)."""
         return echo(payload, msgspec.to_builtins(message), self._our_identifier(tx_id))
 
-    def _restamp(self, stored: str, message: Any) -> bytes:
+    def restamp(self, stored: str, message: Any) -> bytes:
         return _encode(restamp(_decode(stored), msgspec.to_builtins(message), message.id))
 
     # --- retries and reprints ---------------------------------------------------------------
 
     async def _retry(self, client_id: str, original_id: str, message: Any, received: Message) -> Reply:
-        operation = ops.RETRY
         row = await self.journal.find(client_id, Kind.PURCHASE, original_id)
         if row is None:
             # We never journalled it, so we never sent it: buying now cannot buy twice.
-            return await self._forward(operation, client_id, message, received, retail_id=original_id)
-        tx_id = row["id"]
-        waiting = self._in_flight.get(tx_id)
-        if waiting is not None:
-            await asyncio.shield(waiting)
-            row = await self.journal.find(client_id, Kind.PURCHASE, original_id) or row
-        if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
-            return await self._answer_from_journal(operation, tx_id, row, message, received)
-        adapter = self.router.by_name(row["provider"])
-        if row["state"] == State.SENT_UPSTREAM and not self._abandoned(row, adapter):
-            # Still in flight, perhaps on another node: a second request for the same upstream
-            # id could bring a second, contrary answer. The retailer asks again later.
-            reply = error_reply(504, "UPSTREAM_UNAVAILABLE", "In progress", operation, message.id)
-            sent = Message(RETAIL, "response", operation.name, reply.body.decode(), now_us(), status=504)
-            await self.journal.record_messages(tx_id, [received, sent])
-            return reply
-        if adapter is None or not adapter.config.supports("retry"):
-            await self.journal.record_messages(tx_id, [received])
-            return error_reply(
-                504,
-                "OUTCOME_UNKNOWN",
-                "Outcome unknown",
-                operation,
-                message.id,
-                detail="the provider does not support retries; reverse the purchase",
-            )
-        upstream = _decode(row["upstream_request"])
-        call = adapter.prepare(operation, upstream)
-        await self.journal.record_messages(tx_id, [received, self._sent(call, adapter)])
-        answer = await adapter.send(call)
-        return await self._conclude(operation, tx_id, message, call, answer, adapter)
-
-    @staticmethod
-    def _abandoned(row: dict[str, Any], adapter: ProviderAdapter | None) -> bool:
-        """Whether a request journalled as sent has outlived any request's deadline (its
-        process died): by the journal's time, as every node reads it."""
-        deadline = adapter.config.deadline_seconds if adapter is not None else 60.0
-        return bool(now_us() - row["updated_us"] > (deadline + IN_FLIGHT_MARGIN_SECONDS) * 1e6)
-
-    async def _answer_from_journal(
-        self, operation: Operation, tx_id: str, row: dict[str, Any], message: Any, received: Message
-    ) -> Reply:
-        status = _status_for(operation, row["retail_status"])
-        reply = Reply(status, self._restamp(row["retail_response"], message))
-        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), now_us(), status=status)
-        await self.journal.record_messages(tx_id, [received, sent])
-        return reply
+            return await self._forward(ops.RETRY, client_id, message, received, retail_id=original_id)
+        return await self.engine.retry(
+            ops.RETRY, row, message, received, lambda: self.journal.find(client_id, Kind.PURCHASE, original_id)
+        )
 
     async def _reprint(self, client_id: str, message: Any, received: Message) -> Reply:
         operation = ops.REPRINT
@@ -605,7 +504,7 @@ class PpuSwitch:
             )
             if not await self.journal.open(tx, []):
                 return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
-            return await self._answer_from_journal(operation, tx.id, original, message, received)
+            return await self.engine.answer_from_journal(operation, tx.id, original, message, received)
         adapter = self.router.by_name(original["provider"]) if original else None
         if adapter is not None and not adapter.config.supports("reprint"):
             adapter = None
@@ -659,13 +558,6 @@ class PpuSwitch:
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
         return Reply(202, body)
-
-
-def _status_for(operation: Operation, stored_status: int) -> int:
-    """A stored success answers a retry or reprint with that operation's own success status."""
-    if stored_status < 300 and operation in (ops.RETRY, ops.REPRINT):
-        return operation.success_status
-    return stored_status
 
 
 def has_tokens(payload: dict[str, Any] | None) -> bool:

@@ -1,8 +1,9 @@
 """The provider-adapter interface.
 
-The switch works on canonical messages (PPU v3 shaped, since that is what retailers send us).
-An adapter turns one into the exact bytes its provider expects (`prepare`), which the switch
-journals before anything leaves, then sends them and classes the answer (`send`). A provider
+The engine works on canonical messages of each interface (no interface's types appear here).
+An adapter turns one into the exact bytes its provider expects (`prepare`, given the
+interface's operation), which the engine journals before anything leaves, then sends them and
+classes the answer (`send`). A provider
 with another wire format gets its own module that maps both ways; the switch never sees it."""
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from xhuma.domain.outcomes import Outcome, judge_money_answer
-from xhuma.ppu.operations import Operation
 
 CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change", "redemption", "refund"})
 """What a provider may or may not do beyond lookups and purchases (or voucher provisions),
@@ -103,7 +103,7 @@ class ProviderAdapter(Protocol):
     @property
     def name(self) -> str: ...
 
-    def prepare(self, operation: Operation, message: dict[str, Any], request_id: str | None = None) -> UpstreamCall: ...
+    def prepare(self, operation: Any, message: dict[str, Any], request_id: str | None = None) -> UpstreamCall: ...
 
     async def send(self, call: UpstreamCall) -> UpstreamAnswer: ...
 

@@ -254,6 +254,11 @@ def reroute(tx_id: str, provider: str, items: Sequence[Message]) -> Callable[[Co
     return op
 
 
+def upstream_request(conn: Connection, tx_id: str) -> str:
+    """The exact upstream request journalled for a transaction (its retries re-send it)."""
+    return str(conn.execute(select(transactions.c.upstream_request).where(transactions.c.id == tx_id)).scalar_one())
+
+
 def record_messages(tx_id: str, items: Sequence[Message]) -> Callable[[Connection], None]:
     def op(conn: Connection) -> None:
         write_messages(conn, tx_id, items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.outcomes import Outcome
@@ -14,7 +14,6 @@ from xhuma.providers.base import UpstreamAnswer
 from xhuma.saf.queue import QueuedEntry
 from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
 from xhuma.storage import journal
-from xhuma.storage.tables import messages
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers import wire
 from xhuma.vouchers.replies import decode_strict
@@ -39,31 +38,7 @@ class VoucherDeliverer:
             answer, verdict = judge_retrieval(sent, has_goods=has_code(answer.payload))
 
             def apply(conn: Connection) -> None:
-                """The retrieved answer becomes the provision's outcome, as if it had come in
-                time, so the retailer's own retry is answered from the journal."""
-                body = conn.execute(
-                    select(messages.c.body)
-                    .where(
-                        messages.c.tx_id == entry.tx_id, messages.c.leg == "retail", messages.c.direction == "request"
-                    )
-                    .order_by(messages.c.id)
-                    .limit(1)
-                ).scalar_one()
-                request = decode_strict(body.encode(), wire.ProvisionRequest)
-                reply, error_type = self.switch.retail_reply(ops.PROVISION, request, entry.tx_id, answer)
-
-                def then(conn: Connection, state: State) -> None:
-                    self.switch.apply_provision_outcome(conn, entry.tx_id, state, answer, adapter)
-
-                journal.record_outcome(
-                    entry.tx_id,
-                    answer.outcome,
-                    [],
-                    retail_status=reply.status,
-                    retail_response=reply.body.decode(),
-                    error_type=error_type,
-                    then=then,
-                )(conn)
+                self.switch.engine.apply_retrieved(conn, ops.PROVISION, entry.tx_id, answer, adapter, _provision)
 
             return Attempt(
                 verdict, answer.status, sent.error, sent.messages, apply if verdict is Verdict.DELIVERED else None
@@ -74,6 +49,10 @@ class VoucherDeliverer:
 
 RECOVERED_KINDS = frozenset(kind for kind in MONEY_KINDS if kind in ops.REQUEST_NAME)
 """The voucher requests that move money: provisions, redemptions and refunds."""
+
+
+def _provision(body: bytes) -> wire.ProvisionRequest:
+    return decode_strict(body, wire.ProvisionRequest)
 
 
 def recover_stale_vouchers(switch: VoucherSwitch, older_than_us: int) -> Any:

@@ -5,24 +5,17 @@ A format error lists every bad field as `{field, msg, value}`, the message readi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 
+from xhuma.engine.flow import Reply
 from xhuma.validation import FieldError, InvalidMessage, field_errors
 from xhuma.vouchers import wire
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str] | None = None
 
 
 def error_reply(

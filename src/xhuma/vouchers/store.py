@@ -139,10 +139,6 @@ def undo_take(conn: Connection, tx_id: str) -> None:
     set_voucher_state(conn, voucher_id, UNDO[Kind(kind)])
 
 
-def upstream_request(conn: Connection, tx_id: str) -> str:
-    return str(conn.execute(select(transactions.c.upstream_request).where(transactions.c.id == tx_id)).scalar_one())
-
-
 def reroute(tx_id: str, provider: str, provider_code: str, request: str, items: list[Message]) -> Op:
     """Move a provision to the next provider (the last certainly did not act on it), journalled
     with the new request before that request leaves."""

@@ -9,46 +9,45 @@ provider cannot undo or retry, what the retailer may owe is recorded as exposure
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection
 
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import IN_FLIGHT, Kind, State
+from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import ALREADY_REVERSED, Refusal, VoucherState, transition
 from xhuma.echo import ECHO_FIELDS, echo, restamp
+from xhuma.engine.flow import RETAIL, Reply, sent
+from xhuma.engine.requests import Candidate, Engine, Interface
 from xhuma.ppu.switch import Institution, rfc3339_now
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.saf.queue import enqueue
+from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
 from xhuma.validation import FieldError, InvalidMessage, raw_id
 from xhuma.vouchers import catalogue_store, store, wire
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.operations import CAPABILITY_OF, REQUEST_NAME, SuvOperation
-from xhuma.vouchers.replies import Reply, decode_strict, error_reply, format_error
+from xhuma.vouchers.replies import decode_strict, error_reply, format_error
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
-RETAIL = "retail"
-UPSTREAM = "upstream"
 QUEUE_PREFIX = "suv:"
 PASSED_THROUGH = frozenset({400, 404})
 
 
-class VoucherSwitch:
+class VoucherSwitch(Interface):
     def __init__(self, journal: Journal, adapters: Mapping[str, SuvV1Adapter], institution: Institution) -> None:
         self.journal = journal
         self.adapters = dict(adapters)
         self.institution = institution
-        self._in_flight: dict[str, asyncio.Future[None]] = {}
-        self.on_enqueued: Callable[[], None] = lambda: None
+        self.engine = Engine(journal, self)
 
     async def handle(
         self, operation: SuvOperation, client_id: str, body: bytes, url: str, path_id: str | None
@@ -123,33 +122,22 @@ class VoucherSwitch:
             upstream_request=call.body.decode(),
         )
         issue = store.Issue(product_id, adapter.name, provider_code, amount, currency)
-        opened = await self.journal.db.run(store.open_request(tx, received, _sent(call, adapter), issue))
+        opened = await self.journal.db.run(store.open_request(tx, received, sent(call, adapter), issue))
         if opened is None:
             return await self._duplicate(client_id, message.id)
         if opened:
             return await self._refused_early(tx_id, message.id, Kind.VOUCHER_PROVISION, opened)
-        done = asyncio.get_running_loop().create_future()
-        self._in_flight[tx_id] = done
-        try:
-            refused: Message | None = None
-            for index, (adapter, provider_code) in enumerate(candidates):
-                if refused is not None:
-                    upstream = self._upstream_message(message, tx_id, provider_code, amount)
-                    call = adapter.prepare(operation, upstream)
 
-                    await self.journal.db.run(
-                        store.reroute(
-                            tx_id, adapter.name, provider_code, call.body.decode(), [refused, _sent(call, adapter)]
-                        )
-                    )
-                answer = await adapter.send(call)
-                if index == len(candidates) - 1 or answer.delivered and answer.status != 503:
-                    return await self._conclude(operation, tx_id, message, call, answer, adapter)
-                refused = _got(call, answer, adapter)
-            raise AssertionError("unreachable: the last candidate always concludes")
-        finally:
-            del self._in_flight[tx_id]
-            done.set_result(None)
+        def candidate(adapter: SuvV1Adapter, provider_code: str) -> Candidate:
+            def prepare() -> UpstreamCall:
+                return adapter.prepare(operation, self._upstream_message(message, tx_id, provider_code, amount))
+
+            def reroute(call: UpstreamCall, items: list[Message]) -> store.Op:
+                return store.reroute(tx_id, adapter.name, provider_code, call.body.decode(), items)
+
+            return Candidate(adapter, prepare, reroute)
+
+        return await self.engine.send_in_turn(operation, tx_id, message, call, [candidate(*c) for c in candidates])
 
     async def _retry(
         self, client_id: str, provision_id: str, message: wire.ProvisionRequest, received: Message
@@ -158,84 +146,64 @@ class VoucherSwitch:
         if row is None:
             # Never journalled, so never sent: issuing now cannot issue twice.
             return await self._provision(client_id, message, received, retail_id=provision_id)
-        waiting = self._in_flight.get(row["id"])
-        if waiting is not None:
-            await asyncio.shield(waiting)
-            row = await self.journal.find(client_id, Kind.VOUCHER_PROVISION, provision_id) or row
-        tx_id = row["id"]
-        if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
-            return await self._answer_from_journal(tx_id, row, message, received)
-        adapter = self.adapters.get(row["provider"])
-        if adapter is None or not adapter.config.supports("retry"):
-            await self.journal.record_messages(tx_id, [received])
-            return error_reply(
-                400,
-                "VOUCHER_STATUS_UNKNOWN",
-                "Retry not possible",
-                message.id,
-                detail={
-                    "reason": f"provider {row['provider']} cannot retry; the provision's outcome is unknown "
-                    "and is recorded as exposure; reverse it"
-                },
-            )
-        call = adapter.prepare(ops.RETRY, _decode(row["upstream_request"]), provision_id=tx_id)
-        await self.journal.record_messages(tx_id, [received, _sent(call, adapter)])
-        answer = await adapter.send(call)
-        return await self._conclude(ops.RETRY, tx_id, message, call, answer, adapter)
+        return await self.engine.retry(
+            ops.RETRY,
+            row,
+            message,
+            received,
+            lambda: self.journal.find(client_id, Kind.VOUCHER_PROVISION, provision_id),
+        )
 
-    async def _answer_from_journal(self, tx_id: str, row: dict[str, Any], message: Any, received: Message) -> Reply:
-        status = row["retail_status"]
-        if status < 300:
-            status = ops.RETRY.success_status
-        reply = Reply(status, self._restamp(row["retail_response"], message))
-        sent = Message(RETAIL, "response", ops.RETRY.name, reply.body.decode(), now_us(), status=status)
-        await self.journal.record_messages(tx_id, [received, sent])
-        return reply
+    # --- the flow the engine runs ------------------------------------------------------------
 
-    async def _conclude(
+    def moves_money(self, operation: SuvOperation) -> bool:
+        return operation.kind is Kind.VOUCHER_PROVISION
+
+    def has_goods(self, payload: dict[str, Any] | None) -> bool:
+        return has_code(payload)
+
+    def heard(self, adapter: SuvV1Adapter, answer: UpstreamAnswer) -> None:
+        return None  # voucher providers are chosen by the catalogue, not by observed health
+
+    def after_outcome(
         self,
+        conn: Connection,
         operation: SuvOperation,
         tx_id: str,
-        message: Any,
-        call: UpstreamCall,
+        state: State,
         answer: UpstreamAnswer,
         adapter: SuvV1Adapter,
-    ) -> Reply:
-        """Journal the outcome, the voucher and the retail answer together, then answer with what
-        the journal holds (another node, or an earlier answer, may have settled it already)."""
-        if operation.kind is Kind.VOUCHER_PROVISION:
-            answer = answer.for_money(retrieving=operation is ops.RETRY, has_goods=has_code(answer.payload))
-        reply, error_type = self.retail_reply(operation, message, tx_id, answer)
-        got = _got(call, answer, adapter)
-        sent = Message(RETAIL, "response", operation.name, reply.body.decode(), got.at_us, status=reply.status)
+    ) -> None:
         kind = operation.kind
-        assert kind is not None
+        if kind is Kind.VOUCHER_PROVISION:
+            self.apply_provision_outcome(conn, tx_id, state, answer, adapter)
+        elif state is State.DECLINED:
+            store.undo_take(conn, tx_id)
+        elif state is State.UNKNOWN and kind is not None:
+            open_outcome_unknown(conn, tx_id, kind, f"provider {adapter.name}")
 
-        def then(conn: Connection, state: State) -> None:
-            if kind is Kind.VOUCHER_PROVISION:
-                self.apply_provision_outcome(conn, tx_id, state, answer, adapter)
-            elif state is State.DECLINED:
-                store.undo_take(conn, tx_id)
-            elif state is State.UNKNOWN:
-                open_outcome_unknown(conn, tx_id, kind, f"provider {adapter.name}")
+    def adapter(self, provider: str | None) -> SuvV1Adapter | None:
+        return self.adapters.get(provider) if provider else None
 
-        recorded = await self.journal.record_outcome(
-            tx_id,
-            answer.outcome,
-            [got, sent],
-            retail_status=reply.status,
-            retail_response=reply.body.decode(),
-            error_type=error_type,
-            then=then,
-            provider=adapter.name,
+    def retry_call(self, adapter: SuvV1Adapter, row: dict[str, Any]) -> UpstreamCall:
+        return adapter.prepare(ops.RETRY, _decode(row["upstream_request"]), provision_id=row["id"])
+
+    def cannot_retry(self, message: Any, row: dict[str, Any]) -> Reply:
+        return error_reply(
+            400,
+            "VOUCHER_STATUS_UNKNOWN",
+            "Retry not possible",
+            message.id,
+            detail={
+                "reason": f"provider {row['provider']} cannot retry; the provision's outcome is unknown "
+                "and is recorded as exposure; reverse it"
+            },
         )
-        if answer.outcome is Outcome.UNKNOWN:
-            self.on_enqueued()  # a retrieval may have been queued; told here, on the event loop
-        if recorded.retail_status is None or recorded.retail_response in (None, sent.body):
-            return reply
-        assert recorded.retail_response is not None
-        status = operation.success_status if recorded.retail_status < 300 else recorded.retail_status
-        return Reply(status, self._restamp(recorded.retail_response, message))
+
+    def in_progress(self, message: Any) -> Reply:
+        return error_reply(
+            504, "VOUCHER_STATUS_UNKNOWN", "In progress", message.id, detail={"reason": "the provision is in flight"}
+        )
 
     def apply_provision_outcome(
         self, conn: Connection, tx_id: str, state: State, answer: UpstreamAnswer, adapter: SuvV1Adapter
@@ -276,7 +244,7 @@ class VoucherSwitch:
                 )
 
     def queue_follow_up(self, conn: Connection, tx_id: str, adapter: SuvV1Adapter) -> None:
-        upstream = store.upstream_request(conn, tx_id)
+        upstream = journal.upstream_request(conn, tx_id)
         call = adapter.prepare(ops.RETRY, _decode(upstream), provision_id=tx_id)
         enqueue(QUEUE_PREFIX + adapter.name, tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
 
@@ -292,11 +260,10 @@ class VoucherSwitch:
         reply = error_reply(
             400, ALREADY_REVERSED[REQUEST_NAME[kind]], "Already reversed", message_id, original_id=original
         )
-        sent = Message(RETAIL, "response", REQUEST_NAME[kind], reply.body.decode(), now_us(), status=reply.status)
         await self.journal.record_outcome(
             tx_id,
             None,
-            [sent],
+            [Message(RETAIL, "response", REQUEST_NAME[kind], reply.body.decode(), now_us(), status=reply.status)],
             state=State.DECLINED,
             retail_status=400,
             retail_response=reply.body.decode(),
@@ -345,7 +312,7 @@ class VoucherSwitch:
             parent_id=found["id"],
         )
         # The voucher is taken and the request journalled in one commit, re-checked under lock.
-        opened = await self.journal.db.run(store.take_and_open(tx, code, event, received, _sent(call, adapter)))
+        opened = await self.journal.db.run(store.take_and_open(tx, code, event, received, sent(call, adapter)))
         if isinstance(opened, Refusal):
             text = "Unknown voucher" if opened is store.UNKNOWN_VOUCHER else "Refused"
             return error_reply(opened.status, opened.error_type, text, message.id)
@@ -354,7 +321,7 @@ class VoucherSwitch:
         if opened:
             return await self._refused_early(tx_id, message.id, operation.kind, opened)
         answer = await adapter.send(call)
-        return await self._conclude(operation, tx_id, message, call, answer, adapter)
+        return await self.engine.conclude(operation, tx_id, message, call, answer, adapter)
 
     # --- advices ----------------------------------------------------------------------------
 
@@ -483,7 +450,7 @@ class VoucherSwitch:
         """The provider's answer with our retailer's own echo fields put back (§1.6)."""
         return echo(payload, msgspec.to_builtins(message), self._our_identifier(tx_id), (*ECHO_FIELDS, "product"))
 
-    def _restamp(self, stored: str, message: Any) -> bytes:
+    def restamp(self, stored: str, message: Any) -> bytes:
         return _encode(restamp(_decode(stored), msgspec.to_builtins(message), message.id))
 
 
@@ -513,28 +480,7 @@ def open_outcome_unknown(conn: Connection, tx_id: str, kind: Kind, detail: str) 
     open_exception(conn, tx_id, f"{REQUEST_NAME[kind]}_outcome_unknown", detail)
 
 
-def _sent(call: UpstreamCall, adapter: SuvV1Adapter) -> Message:
-    return Message(
-        UPSTREAM, "request", call.operation.name, call.body.decode(), now_us(), call.method, call.url, peer=adapter.name
-    )
-
-
 def has_code(payload: dict[str, Any] | None) -> bool:
     """A voucher is sold with its code; a success without one is not yet known."""
     voucher = payload.get("voucher") if payload else None
     return isinstance(voucher, dict) and bool(voucher.get("code"))
-
-
-def _got(call: UpstreamCall, answer: UpstreamAnswer, adapter: SuvV1Adapter) -> Message:
-    return Message(
-        UPSTREAM,
-        "response",
-        call.operation.name,
-        answer.body.decode("utf-8", "replace") or answer.transport_error,
-        now_us(),
-        call.method,
-        call.url,
-        answer.status,
-        answer.elapsed_us,
-        adapter.name,
-    )
