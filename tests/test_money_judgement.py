@@ -18,9 +18,10 @@ from sqlalchemy import text
 from tests.support import base_message
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
+from xhuma.engine.flow import Institution
 from xhuma.ppu import operations as ops
 from xhuma.ppu.delivery import PpuDeliverer
-from xhuma.ppu.switch import Institution, PpuSwitch
+from xhuma.ppu.switch import PpuSwitch
 from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
 from xhuma.providers.ppu_v3 import PpuV3Adapter
 from xhuma.routing import Router, contracts

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, select
 from tests.sim.providers import answer_of
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event
+from xhuma.engine.flow import Institution
 from xhuma.ppu.examples import retail_message
-from xhuma.ppu.switch import Institution
 from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.storage.db import Database, migrate

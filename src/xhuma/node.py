@@ -13,8 +13,9 @@ from xhuma.config import Settings
 from xhuma.eft.delivery import EftDeliverer, close_window, release_due
 from xhuma.eft.intake import take_inbox
 from xhuma.eft.outbox import write_outbox, write_secfail_outbox
+from xhuma.engine.flow import Institution
 from xhuma.ppu.delivery import PpuDeliverer, recover_stale_purchases
-from xhuma.ppu.switch import Institution, PpuSwitch
+from xhuma.ppu.switch import PpuSwitch
 from xhuma.providers import VOUCHER_KINDS, build_adapter
 from xhuma.providers.http import JsonHttpAdapter
 from xhuma.providers.suv_v1 import SuvV1Adapter

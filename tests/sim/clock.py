@@ -61,7 +61,7 @@ def virtual_clock(seed: int) -> Iterator[None]:
     import xhuma.ppu.examples  # noqa: F401 - imported so its rfc3339_now is patched too
     import xhuma.routing
     import xhuma.security.credentials
-    from xhuma.ppu import switch
+    from xhuma.engine import flow
     from xhuma.storage import db
 
     ids = random.Random(seed ^ 0x5EED)
@@ -71,7 +71,7 @@ def virtual_clock(seed: int) -> Iterator[None]:
         patched.append((target, name, getattr(target, name)))
         setattr(target, name, value)
 
-    originals = {db.now_us: _now_us, switch.rfc3339_now: _rfc3339_now}
+    originals = {db.now_us: _now_us, flow.rfc3339_now: _rfc3339_now}
     for name, module in list(sys.modules.items()):
         if not name.startswith("xhuma") or module is None:
             continue

@@ -17,10 +17,11 @@ from sqlalchemy import Connection
 
 from tests.sim.faults import FaultPlan, install
 from tests.sim.providers import FakePpuAdapter, FakePpuProvider, FakeSuvAdapter, FakeSuvProvider
+from xhuma.engine.flow import Institution, Reply, rfc3339_now
 from xhuma.ppu import operations as ops
 from xhuma.ppu.delivery import PpuDeliverer, recover_stale_purchases
 from xhuma.ppu.examples import retail_message
-from xhuma.ppu.switch import Institution, PpuSwitch, Reply, rfc3339_now
+from xhuma.ppu.switch import PpuSwitch
 from xhuma.providers.base import ProviderConfig
 from xhuma.routing import Router
 from xhuma.saf.worker import SafSettings, SafWorker

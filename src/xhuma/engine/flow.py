@@ -4,6 +4,7 @@ messages every leg writes (the same shape for every interface)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -15,6 +16,18 @@ from xhuma.storage.journal import Message
 
 RETAIL = "retail"
 UPSTREAM = "upstream"
+
+
+@dataclass(frozen=True)
+class Institution:
+    """Who we are upstream: the client every upstream message names."""
+
+    id: str
+    name: str
+
+
+def rfc3339_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, State
 from xhuma.engine.flow import Flow, Reply, answered, got, sent
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall, WireOperation
+from xhuma.saf.queue import enqueue
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message
@@ -201,6 +202,13 @@ class Interface:
     @on_enqueued.setter
     def on_enqueued(self, wake: Callable[[], None]) -> None:
         self.engine.on_enqueued = wake
+
+
+def queue_call(conn: Connection, queue: str, tx_id: str, call: UpstreamCall) -> None:
+    """Queue an upstream message for store-and-forward (an advice, or the retry that retrieves
+    an unknown outcome), in the caller's transaction; one entry per (transaction, operation),
+    so queueing it twice is queueing it once."""
+    enqueue(queue, tx_id, call.operation.name, call.method, call.url, call.body.decode())(conn)
 
 
 def status_for(operation: WireOperation, stored_status: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from xhuma.ppu.switch import rfc3339_now
+from xhuma.engine.flow import rfc3339_now
 
 
 def retail_message(

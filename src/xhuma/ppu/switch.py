@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,14 +20,13 @@ from sqlalchemy import Connection
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.echo import echo, restamp
-from xhuma.engine.flow import RETAIL, Reply, got, sent
-from xhuma.engine.requests import Candidate, Engine, Interface
+from xhuma.engine.flow import RETAIL, Institution, Reply, got, rfc3339_now, sent
+from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
 from xhuma.ppu.operations import Operation
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.routing import Router, contracts
-from xhuma.saf.queue import enqueue
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception, write_messages
@@ -54,16 +51,6 @@ OWN_MERCHANT = wire.Merchant(
     merchant_name=wire.MerchantName(name="xhuma routing", city="Cape Town", region="WC", country="ZA"),
 )
 """Who asks, in lookups xhuma makes on its own behalf to learn which provider serves a meter."""
-
-
-@dataclass(frozen=True)
-class Institution:
-    id: str
-    name: str
-
-
-def rfc3339_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def error_reply(
@@ -428,7 +415,7 @@ class PpuSwitch(Interface):
             open_exception(conn, tx_id, "outcome_unknown", f"provider {provider} cannot retry; settle by hand")
             return
         call = adapter.prepare(ops.RETRY, _decode(upstream_request))
-        enqueue(f"ppu:{adapter.name}", tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
+        queue_call(conn, f"ppu:{adapter.name}", tx_id, call)
 
     def _upstream_message(self, message: Any, tx_id: str) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(message)
@@ -537,7 +524,7 @@ class PpuSwitch(Interface):
             upstream: dict[str, Any] = msgspec.to_builtins(message)
             upstream.update(id=advice_id, requestId=parent["id"], time=rfc3339_now())
             call = adapter.prepare(operation, upstream, request_id=parent["id"])
-            enqueue(f"ppu:{adapter.name}", advice_id, operation.name, call.method, call.url, call.body.decode())(conn)
+            queue_call(conn, f"ppu:{adapter.name}", advice_id, call)
 
         result, _ = await self.journal.accept_advice(
             advice, ops.ADVISED_KIND[operation.kind], message.request_id, [received, acknowledged], queue_delivery

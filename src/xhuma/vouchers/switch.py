@@ -20,12 +20,10 @@ from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import ALREADY_REVERSED, Refusal, VoucherState, transition
 from xhuma.echo import ECHO_FIELDS, echo, restamp
-from xhuma.engine.flow import RETAIL, Reply, sent
-from xhuma.engine.requests import Candidate, Engine, Interface
-from xhuma.ppu.switch import Institution, rfc3339_now
+from xhuma.engine.flow import RETAIL, Institution, Reply, rfc3339_now, sent
+from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
-from xhuma.saf.queue import enqueue
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
@@ -246,7 +244,7 @@ class VoucherSwitch(Interface):
     def queue_follow_up(self, conn: Connection, tx_id: str, adapter: SuvV1Adapter) -> None:
         upstream = journal.upstream_request(conn, tx_id)
         call = adapter.prepare(ops.RETRY, _decode(upstream), provision_id=tx_id)
-        enqueue(QUEUE_PREFIX + adapter.name, tx_id, ops.RETRY.name, call.method, call.url, call.body.decode())(conn)
+        queue_call(conn, QUEUE_PREFIX + adapter.name, tx_id, call)
 
     async def _duplicate(self, client_id: str, message_id: str) -> Reply:
         voucher = await self.journal.db.run(store.find_voucher(client_id, provision_id=message_id))
@@ -351,9 +349,7 @@ class VoucherSwitch(Interface):
             upstream: dict[str, Any] = msgspec.to_builtins(message)
             upstream.update(id=advice_id, requestId=request["id"], time=rfc3339_now())
             call = adapter.prepare(operation, upstream)
-            enqueue(QUEUE_PREFIX + adapter.name, advice_id, operation.name, call.method, call.url, call.body.decode())(
-                conn
-            )
+            queue_call(conn, QUEUE_PREFIX + adapter.name, advice_id, call)
             queued.append(True)
 
         decision = await self.journal.db.run(
