@@ -607,7 +607,7 @@ def routing_rebroadcast(
 
     async def ask(node: Any) -> None:
         await node.db.run(lambda conn: contracts.note(conn, actor, "rebroadcast", meter))
-        await node.switch.rebroadcast(meter)
+        await node.switch.lookups.rebroadcast(meter)
 
     _with_node(config, ask)
     routing_table(meter=meter, as_json=False, config=config)
@@ -627,7 +627,7 @@ def routing_refresh(
 
     async def refresh(node: Any) -> None:
         days = node.settings.routing_refresh_days if older_than_days is None else older_than_days
-        meters = await refresh_stale(node.db, node.switch.rebroadcast, days * 86400, limit=limit)
+        meters = await refresh_stale(node.db, node.switch.lookups.rebroadcast, days * 86400, limit=limit)
         console.print(f"asked every provider again about {len(meters)} meters")
 
     _with_node(config, refresh)

@@ -154,6 +154,6 @@ class Node:
 
     async def _refresh_routing(self) -> None:
         older_than = self.settings.routing_refresh_days * 86400
-        meters = await refresh_stale(self.db, self.switch.rebroadcast, older_than)
+        meters = await refresh_stale(self.db, self.switch.lookups.rebroadcast, older_than)
         if meters:
             log.info("refreshed the contract table for %d meters", len(meters))

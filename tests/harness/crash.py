@@ -179,7 +179,8 @@ class Processes:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"process on {port} exited; see {self.workdir}")
+                logs = "\n".join(f"--- {log.name}:\n{log.read_text()[-3000:]}" for log in self.workdir.glob("*.log"))
+                raise RuntimeError(f"process on {port} exited:\n{logs}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
                     return

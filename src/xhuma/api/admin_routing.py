@@ -68,7 +68,7 @@ def routing_routes(node: Node) -> list[Route]:
         except RoutingChangeError as exc:
             return _refused(exc.errors)
         await node.db.run(lambda conn: contracts.note(conn, actor(request), "rebroadcast", meter))
-        await node.switch.rebroadcast(meter)
+        await node.switch.lookups.rebroadcast(meter)
         return json_reply(await node.db.run(contracts.table(meter)))
 
     async def list_preferences(_request: Request) -> Response:

@@ -29,7 +29,7 @@ from xhuma.httpserver import run_asgi
 from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
-from xhuma.ppu.switch import error_reply
+from xhuma.ppu.replies import error_reply
 
 log = logging.getLogger("xhuma.api")
 JSON = "application/json"

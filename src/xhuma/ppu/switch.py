@@ -10,7 +10,6 @@ Money-safety rules that shape this module:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -20,16 +19,18 @@ from sqlalchemy import Connection
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.echo import echo, restamp
-from xhuma.engine.flow import RETAIL, Institution, Reply, got, rfc3339_now, sent
+from xhuma.engine.flow import RETAIL, Institution, Reply, rfc3339_now, sent
 from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
+from xhuma.ppu.lookups import BroadcastLookups, healthy
 from xhuma.ppu.operations import Operation
+from xhuma.ppu.replies import error_reply, format_error
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
-from xhuma.routing import Router, contracts
+from xhuma.routing import Router
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
-from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception, write_messages
+from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception
 from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
 
 _encode = msgspec.json.Encoder().encode
@@ -44,42 +45,6 @@ DEFAULT_STATUS_ERROR = {
 }
 
 
-OWN_TERMINAL_ID = "ROUTING0"
-OWN_MERCHANT = wire.Merchant(
-    merchant_type="6012",
-    merchant_id="XHUMAROUTING000",
-    merchant_name=wire.MerchantName(name="xhuma routing", city="Cape Town", region="WC", country="ZA"),
-)
-"""Who asks, in lookups xhuma makes on its own behalf to learn which provider serves a meter."""
-
-
-def error_reply(
-    status: int,
-    error_type: str,
-    message: str,
-    operation: Operation,
-    message_id: str | None,
-    *,
-    original_id: str | None = None,
-    detail: Any = None,
-) -> Reply:
-    detail_body = wire.ErrorDetail(
-        error_type=error_type,
-        error_message=message[:20],
-        request_type=operation.request_type,
-        id=message_id,
-        original_id=original_id,
-        detail_message=detail,
-    )
-    return Reply(status, _encode(detail_body))
-
-
-def format_error(operation: Operation, message_id: str | None, errors: list[FieldError]) -> Reply:
-    return error_reply(
-        400, "FORMAT_ERROR", "Bad format", operation, message_id, detail=[msgspec.to_builtins(e) for e in errors]
-    )
-
-
 class PpuSwitch(Interface):
     def __init__(
         self, journal: Journal, router: Router, institution: Institution, *, broadcast_timeout: float = 10.0
@@ -88,8 +53,7 @@ class PpuSwitch(Interface):
         self.router = router
         self.institution = institution
         self.engine = Engine(journal, self)
-        self._background: set[asyncio.Future[None]] = set()
-        self.broadcast_timeout = broadcast_timeout
+        self.lookups = BroadcastLookups(self, broadcast_timeout)
 
     async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
@@ -160,7 +124,7 @@ class PpuSwitch(Interface):
         if operation is ops.METER_LOOKUP:
             targets = plan.ordered[:1] + [a for a in plan.unasked if a not in plan.ordered[:1]]
             if targets:
-                reply, _ = await self._broadcast_lookup(client_id, message, received, retail_id or message.id, targets)
+                reply, _ = await self.lookups.ask(client_id, message, received, retail_id or message.id, targets)
                 return reply
         elif not plan.ordered and plan.unasked and not plan.known_elsewhere:
             # Nobody is known to serve this meter yet: ask every provider first (journalled as
@@ -173,7 +137,7 @@ class PpuSwitch(Interface):
                 third_party_identifiers=message.third_party_identifiers,
                 meter=message.meter,
             )
-            await self._broadcast_lookup(client_id, discovery, None, discovery.id, plan.unasked)
+            await self.lookups.ask(client_id, discovery, None, discovery.id, plan.unasked)
             plan = await self.router.plan(operation.kind, meter_id)
         if plan.ordered:
             return await self._send_in_turn(operation, client_id, message, received, retail_id, plan.ordered)
@@ -202,7 +166,7 @@ class PpuSwitch(Interface):
     ) -> Reply:
         """Open the request and let the engine send it in turn to the candidates."""
         tx_id = str(uuid.uuid4())
-        upstream = self._upstream_message(message, tx_id)
+        upstream = self.upstream_message(message, tx_id)
         adapter = candidates[0]
         call = adapter.prepare(operation, upstream)
         amount = getattr(message, "purchase_amount", None)
@@ -230,140 +194,6 @@ class PpuSwitch(Interface):
 
         return await self.engine.send_in_turn(operation, tx_id, message, call, [candidate(a) for a in candidates])
 
-    async def _broadcast_lookup(
-        self,
-        client_id: str,
-        message: Any,
-        received: Message | None,
-        retail_id: str,
-        targets: list[ProviderAdapter],
-        *,
-        hear_all: bool = False,
-    ) -> tuple[Reply, ProviderAdapter | None]:
-        """Ask several providers about a meter at once; answer with the first that serves it,
-        without waiting for slower ones (unless `hear_all`), and never longer than the broadcast
-        timeout. Every answer, including late ones, goes into the journal and the contract table."""
-        operation = ops.METER_LOOKUP
-        tx_id = str(uuid.uuid4())
-        upstream = self._upstream_message(message, tx_id)
-        calls = {a.name: a.prepare(operation, upstream) for a in targets}
-        tx = NewTransaction(
-            id=tx_id,
-            client_id=client_id,
-            retail_id=retail_id,
-            kind=Kind.METER_LOOKUP,
-            state=State.SENT_UPSTREAM,
-            meter_id=message.meter.meter_id,
-            upstream_request=next(iter(calls.values())).body.decode(),
-        )
-        requests = [sent(calls[a.name], a) for a in targets]
-        if not await self.journal.open(tx, ([received] if received else []) + requests):
-            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id), None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.broadcast_timeout
-        asking = {asyncio.create_task(a.send(calls[a.name])): a for a in targets}
-        pending = set(asking)
-        answers: list[tuple[ProviderAdapter, UpstreamAnswer]] = []
-        chosen: tuple[ProviderAdapter, UpstreamAnswer] | None = None
-        while pending and (chosen is None or hear_all):
-            finished, pending = await asyncio.wait(
-                pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
-            )
-            if not finished:
-                break
-            for task in finished:
-                answers.append((asking[task], task.result()))
-            chosen = next(((a, r) for a, r in answers if r.outcome is Outcome.SUCCESSFUL and r.payload), None)
-        if pending:
-            straggler = asyncio.ensure_future(
-                self._hear_out(tx_id, message.meter.meter_id, asking, pending, deadline, calls)
-            )
-            self._background.add(straggler)
-            straggler.add_done_callback(self._background.discard)
-        learned = self._learned(answers, [asking[t] for t in pending])
-        if chosen is None:
-            chosen = _best_failure(answers)
-        if chosen is None:
-            no_answer = UpstreamAnswer(
-                Outcome.UNKNOWN, None, b"", 0, transport_error="no answer within the broadcast timeout"
-            )
-            chosen = (targets[0], no_answer)
-        adapter, answer = chosen
-        others = [got(calls[a.name], r, a) for a, r in answers if a is not adapter]
-        meter_id = message.meter.meter_id
-        reply = await self.engine.conclude(
-            operation,
-            tx_id,
-            message,
-            calls[adapter.name],
-            answer,
-            adapter,
-            extra=others,
-            also=lambda conn: contracts.record(conn, meter_id, learned),
-        )
-        return reply, adapter
-
-    async def rebroadcast(self, meter_id: str) -> None:
-        """Ask every provider about a meter again, on our own behalf (the scheduled refresh, an
-        operator's forced re-broadcast), hearing everyone out within the broadcast timeout."""
-        message = wire.MeterLookupRequest(
-            id=str(uuid.uuid4()),
-            time=rfc3339_now(),
-            originator=wire.Originator(
-                institution=wire.Institution(id=self.institution.id, name=self.institution.name),
-                terminal_id=OWN_TERMINAL_ID,
-                merchant=OWN_MERCHANT,
-            ),
-            client=wire.Institution(id=self.institution.id, name=self.institution.name),
-            third_party_identifiers=[],
-            meter=wire.Meter(meter_id=meter_id),
-        )
-        targets = list(self.router.adapters.values())
-        await self._broadcast_lookup(self.institution.id, message, None, message.id, targets, hear_all=True)
-
-    async def _hear_out(
-        self,
-        tx_id: str,
-        meter_id: str,
-        asking: dict[asyncio.Task[UpstreamAnswer], ProviderAdapter],
-        pending: set[asyncio.Task[UpstreamAnswer]],
-        deadline: float,
-        calls: dict[str, UpstreamCall],
-    ) -> None:
-        """Collect the answers of a broadcast that came after the retailer was answered."""
-        loop = asyncio.get_running_loop()
-        finished, unanswered = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
-        for task in unanswered:
-            task.cancel()
-        late = [(asking[t], t.result()) for t in finished if not t.cancelled() and t.exception() is None]
-        learned = self._learned(late, [])
-        heard = [got(calls[a.name], r, a) for a, r in late]
-
-        def record(conn: Connection) -> None:
-            contracts.record(conn, meter_id, learned)
-            write_messages(conn, tx_id, heard)
-
-        if late:
-            await self.journal.db.run(record)
-
-    def _learned(
-        self, answers: list[tuple[ProviderAdapter, UpstreamAnswer]], unanswered: list[ProviderAdapter]
-    ) -> list[tuple[str, str, str | None]]:
-        """What a broadcast's answers say about the meter, for the contract table (and what
-        they say about each provider's health, for the circuit breaker)."""
-        learned: list[tuple[str, str, str | None]] = []
-        for adapter, answer in answers:
-            self.router.availability.observe(adapter.name, _healthy(answer))
-            if answer.outcome is Outcome.SUCCESSFUL and answer.payload:
-                utility = answer.payload.get("utility")
-                name = utility.get("name") if isinstance(utility, dict) else None
-                learned.append((adapter.name, contracts.SUPPORTED, name if isinstance(name, str) else None))
-            elif answer.error_type == "UNKNOWN_METER_ID":
-                learned.append((adapter.name, contracts.NOT_SUPPORTED, None))
-            else:
-                learned.append((adapter.name, contracts.UNCONFIRMED, None))
-        return learned + [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
-
     # --- the flow the engine runs ------------------------------------------------------------
 
     def moves_money(self, operation: Operation) -> bool:
@@ -373,7 +203,7 @@ class PpuSwitch(Interface):
         return has_tokens(payload)
 
     def heard(self, adapter: ProviderAdapter, answer: UpstreamAnswer) -> None:
-        self.router.availability.observe(adapter.name, _healthy(answer))
+        self.router.availability.observe(adapter.name, healthy(answer))
 
     def after_outcome(
         self,
@@ -417,7 +247,7 @@ class PpuSwitch(Interface):
         call = adapter.prepare(ops.RETRY, _decode(upstream_request))
         queue_call(conn, f"ppu:{adapter.name}", tx_id, call)
 
-    def _upstream_message(self, message: Any, tx_id: str) -> dict[str, Any]:
+    def upstream_message(self, message: Any, tx_id: str) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(message)
         out["id"] = tx_id
         out["time"] = rfc3339_now()
@@ -551,24 +381,3 @@ def has_tokens(payload: dict[str, Any] | None) -> bool:
     """A purchase is sold with at least one token; a success without one is not yet known."""
     tokens = payload.get("tokens") if payload else None
     return isinstance(tokens, list) and len(tokens) > 0
-
-
-def _healthy(answer: UpstreamAnswer) -> bool:
-    """Whether an answer says the provider is up (a business refusal does; silence or 5xx not)."""
-    return answer.delivered and answer.outcome is not Outcome.UNKNOWN and answer.status != 503
-
-
-def _best_failure(
-    answers: list[tuple[ProviderAdapter, UpstreamAnswer]],
-) -> tuple[ProviderAdapter, UpstreamAnswer] | None:
-    """The most telling refusal of a broadcast: a business answer over silence, and "unknown
-    meter" only when nobody said anything better."""
-    ranked = sorted(
-        answers,
-        key=lambda pair: (
-            pair[1].status is None,
-            pair[1].error_type == "UNKNOWN_METER_ID",
-            pair[1].outcome is Outcome.UNKNOWN,
-        ),
-    )
-    return ranked[0] if ranked else None
