@@ -251,6 +251,33 @@ def tx_show(
         )
 
 
+@tx_app.command("rejected")
+def tx_rejected(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List retail messages refused before a transaction was opened for them, newest first."""
+    rows = _database(config).run_sync(journal.rejections(limit))
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table("at (UTC)", "interface", "operation", "client", "retail id", "status", "error", "reason")
+    for r in rows:
+        table.add_row(
+            _when(r["at_us"]),
+            r["interface"],
+            r["operation"],
+            r["client_id"] or "",
+            r["retail_id"] or "",
+            str(r["status"]),
+            r["error_type"] or "",
+            r["reason"],
+        )
+    console.print(table)
+
+
 @tx_app.command("stats")
 def tx_stats(config: ConfigOption = None) -> None:
     """How many transactions are in each state."""

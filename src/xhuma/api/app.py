@@ -30,6 +30,7 @@ from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
 from xhuma.ppu.replies import error_reply
+from xhuma.refusals import credentials_reason, refuse
 
 log = logging.getLogger("xhuma.api")
 JSON = "application/json"
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> Starlette:
     def ppu_endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             path_ids: dict[str, Any] = request.path_params
+            url = str(request.url.path)
             credentials = basic_credentials(request)
             client_id = await state.auth.authenticate(*credentials) if credentials else None
             if client_id is None:
@@ -89,6 +91,8 @@ def create_app(settings: Settings) -> Starlette:
                     path_ids.get("id"),
                     detail="valid HTTP Basic credentials are required",
                 )
+                reason = credentials_reason(credentials)
+                await refuse(state.journal, "ppu", operation.name, reply, reason, retail_id=path_ids.get("id"), url=url)
                 return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
             try:
                 body = await read_body(request, settings.max_body_bytes)
@@ -101,8 +105,19 @@ def create_app(settings: Settings) -> Starlette:
                     path_ids.get("id"),
                     detail=f"the body exceeds {settings.max_body_bytes} bytes",
                 )
+                reason = f"body exceeds {settings.max_body_bytes} bytes"
+                await refuse(
+                    state.journal,
+                    "ppu",
+                    operation.name,
+                    reply,
+                    reason,
+                    client_id=client_id,
+                    retail_id=path_ids.get("id"),
+                    url=url,
+                )
                 return Response(reply.body, 413, media_type=JSON)
-            reply = await state.switch.handle(operation, client_id, path_ids, body, str(request.url.path))
+            reply = await state.switch.handle(operation, client_id, path_ids, body, url)
             return Response(reply.body, reply.status, media_type=JSON)
 
         return endpoint

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from xhuma.api.replies import JSON
 from xhuma.engine.flow import Reply
 from xhuma.node import Node
+from xhuma.refusals import credentials_reason, refuse
 from xhuma.validation import FieldError
 from xhuma.vouchers import catalogue, catalogue_store
 from xhuma.vouchers import operations as ops
@@ -33,21 +34,31 @@ def suv_routes(node: Node, credentials: Credentials, read_body: BodyReader, too_
     def answer(reply: Reply) -> Response:
         return Response(reply.body, reply.status, media_type=JSON, headers=reply.headers)
 
+    UNAUTHORIZED = error_reply(401, "AUTHENTICATION_ERROR", "Unauthorized", None)
+
     def unauthorized() -> Response:
-        reply = error_reply(401, "AUTHENTICATION_ERROR", "Unauthorized", None)
-        return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
+        return Response(UNAUTHORIZED.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
 
     def endpoint(operation: SuvOperation) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
+            url = str(request.url.path)
+            path_id = request.path_params.get("provisionId")
             client_id = await client_of(request)
             if client_id is None:
+                reason = credentials_reason(credentials(request))
+                await refuse(node.journal, "suv", operation.name, UNAUTHORIZED, reason, retail_id=path_id, url=url)
                 return unauthorized()
             try:
                 body = await read_body(request, node.settings.max_body_bytes)
             except too_large:
-                return answer(error_reply(413, "FORMAT_ERROR", "Body too large", None))
-            path_id = request.path_params.get("provisionId")
-            return answer(await node.vouchers.handle(operation, client_id, body, str(request.url.path), path_id))
+                limit = node.settings.max_body_bytes
+                reply = error_reply(413, "FORMAT_ERROR", "Body too large", None)
+                reason = f"body exceeds {limit} bytes"
+                await refuse(
+                    node.journal, "suv", operation.name, reply, reason, client_id=client_id, retail_id=path_id, url=url
+                )
+                return answer(reply)
+            return answer(await node.vouchers.handle(operation, client_id, body, url, path_id))
 
         return handle
 

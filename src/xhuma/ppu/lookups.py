@@ -66,7 +66,10 @@ class BroadcastLookups:
         )
         requests = [sent(calls[a.name], a) for a in targets]
         if not await self.switch.journal.open(tx, ([received] if received else []) + requests):
-            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id), None
+            reply = error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+            if received is not None:
+                await self.switch.refuse(received, client_id, retail_id, reply, "retail id taken")
+            return reply, None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         asking = {asyncio.create_task(a.send(calls[a.name])): a for a in targets}

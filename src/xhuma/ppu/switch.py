@@ -27,6 +27,7 @@ from xhuma.ppu.lookups import BroadcastLookups, healthy
 from xhuma.ppu.operations import Operation
 from xhuma.ppu.replies import error_reply, format_error
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
+from xhuma.refusals import Refuser, field_reasons
 from xhuma.routing import Router
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
@@ -54,21 +55,24 @@ class PpuSwitch(Interface):
         self.institution = institution
         self.engine = Engine(journal, self)
         self.lookups = BroadcastLookups(self, broadcast_timeout)
+        self.refuse = Refuser(journal, "ppu")
 
     async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
         try:
             message = decode(body, operation.request_model)
         except InvalidMessage as exc:
-            return format_error(operation, raw_id(body), exc.errors)
+            reply = format_error(operation, raw_id(body), exc.errors)
+            return await self.refuse(received, client_id, raw_id(body), reply, field_reasons(exc.errors))
 
         mismatch = self._path_mismatch(operation, path, message)
         if mismatch:
-            return format_error(operation, message.id, mismatch)
+            reply = format_error(operation, message.id, mismatch)
+            return await self.refuse(received, client_id, message.id, reply, field_reasons(mismatch))
         if operation.is_advice:
             return await self._advise(operation, client_id, message, body, received)
         if message.client.id != client_id:
-            return error_reply(
+            reply = error_reply(
                 403,
                 "GENERAL_ERROR",
                 "Client not allowed",
@@ -82,6 +86,8 @@ class PpuSwitch(Interface):
                     }
                 ],
             )
+            reason = f"client.id {message.client.id} is not the authenticated client {client_id}"
+            return await self.refuse(received, client_id, message.id, reply, reason)
         if operation is ops.RETRY:
             return await self._retry(client_id, path["id"], message, received)
         if operation is ops.REPRINT:
@@ -141,19 +147,19 @@ class PpuSwitch(Interface):
             plan = await self.router.plan(operation.kind, meter_id)
         if plan.ordered:
             return await self._send_in_turn(operation, client_id, message, received, retail_id, plan.ordered)
+        retail = retail_id or message.id
         if plan.known_elsewhere:
-            return error_reply(501, "FUNCTION_NOT_SUPPORTED", "No provider for this", operation, message.id)
+            reply = error_reply(501, "FUNCTION_NOT_SUPPORTED", "No provider for this", operation, message.id)
+            return await self.refuse(received, client_id, retail, reply, f"no provider for meter {meter_id}")
         if plan.unasked:
             # Some providers have not said whether they serve the meter; nothing was sent.
-            return error_reply(
-                503,
-                "UPSTREAM_UNAVAILABLE",
-                "No provider answered",
-                operation,
-                message.id,
-                detail=f"no answer about meter {meter_id} from {sorted(a.name for a in plan.unasked)}",
+            reason = f"no answer about meter {meter_id} from {sorted(a.name for a in plan.unasked)}"
+            reply = error_reply(
+                503, "UPSTREAM_UNAVAILABLE", "No provider answered", operation, message.id, detail=reason
             )
-        return error_reply(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
+            return await self.refuse(received, client_id, retail, reply, reason)
+        reply = error_reply(400, "UNKNOWN_METER_ID", "Unknown meter", operation, message.id)
+        return await self.refuse(received, client_id, retail, reply, f"no provider knows meter {meter_id}")
 
     async def _send_in_turn(
         self,
@@ -183,7 +189,8 @@ class PpuSwitch(Interface):
             upstream_request=call.body.decode(),
         )
         if not await self.journal.open(tx, [received, sent(call, adapter)]):
-            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+            reply = error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+            return await self.refuse(received, client_id, tx.retail_id, reply, "retail id taken")
 
         def candidate(adapter: ProviderAdapter) -> Candidate:
             return Candidate(
@@ -320,7 +327,8 @@ class PpuSwitch(Interface):
                 parent_id=original["id"],
             )
             if not await self.journal.open(tx, []):
-                return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+                reply = error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
+                return await self.refuse(received, client_id, message.id, reply, "retail id taken")
             return await self.engine.answer_from_journal(operation, tx.id, original, message, received)
         adapter = self.router.by_name(original["provider"]) if original else None
         if adapter is not None and not adapter.config.supports("reprint"):
@@ -362,7 +370,7 @@ class PpuSwitch(Interface):
         if result is AdviceResult.ACCEPTED:
             self.on_enqueued()
         if result is AdviceResult.UNKNOWN_REQUEST:
-            return error_reply(
+            reply = error_reply(
                 404,
                 "UNABLE_TO_LOCATE_RECORD",
                 "Unknown request",
@@ -370,10 +378,13 @@ class PpuSwitch(Interface):
                 message.id,
                 original_id=message.request_id,
             )
+            reason = f"no {ops.ADVISED_KIND[operation.kind]} {message.request_id} to advise"
+            return await self.refuse(received, client_id, message.id, reply, reason)
         if result is AdviceResult.DUPLICATE:
-            return error_reply(
+            reply = error_reply(
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
+            return await self.refuse(received, client_id, message.id, reply, "advice id taken")
         return Reply(202, body)
 
 

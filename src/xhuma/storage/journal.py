@@ -5,6 +5,8 @@ commit. Each operation is safe to run again after a rollback (see `Database._run
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,8 +19,9 @@ from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, Kind, State, after_advice, after_outcome
 from xhuma.storage.db import Database, now_us
 from xhuma.storage.prepared import Prepared
-from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, transactions
+from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, rejected_messages, transactions
 
+log = logging.getLogger("xhuma.journal")
 REQUEST_SPACE = "request"
 ADVICE_SPACE = "advice"
 
@@ -452,6 +455,67 @@ def count_by_state() -> Callable[[Connection], dict[str, int]]:
     return op
 
 
+REJECTED_BODY_CAP = 16 * 1024
+"""The most of a refused request's body kept, in bytes of UTF-8 (a refusal is often a body too
+large, or junk: its row must stay small)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A retail message refused before any transaction was opened for it."""
+
+    interface: str
+    operation: str
+    status: int
+    error_type: str | None
+    reason: str
+    body: str | None = None
+    url: str | None = None
+    client_id: str | None = None
+    retail_id: str | None = None
+
+
+def _capped(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit // 4:
+        return text
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
+def record_rejection(rejection: Rejection, *, rejection_id: str | None = None) -> Callable[[Connection], None]:
+    """Journal a refused message: one new row per call, under an id chosen here, so running the
+    operation again after a rolled-back group commit still writes one row. Values are cut to
+    their columns (a refused message may carry anything), the body to `REJECTED_BODY_CAP`."""
+    row = {
+        "id": rejection_id or str(uuid.uuid4()),
+        "at_us": now_us(),
+        "interface": rejection.interface[:8],
+        "operation": rejection.operation[:40],
+        "client_id": rejection.client_id[:40] if rejection.client_id else None,
+        "retail_id": rejection.retail_id[:36] if rejection.retail_id else None,
+        "status": rejection.status,
+        "error_type": rejection.error_type[:40] if rejection.error_type else None,
+        "reason": rejection.reason[:500],
+        "body": _capped(rejection.body, REJECTED_BODY_CAP),
+        "url": rejection.url[:500] if rejection.url else None,
+    }
+
+    def op(conn: Connection) -> None:
+        module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(module.insert(rejected_messages).values(row).on_conflict_do_nothing())
+
+    return op
+
+
+def rejections(limit: int = 50) -> Callable[[Connection], list[dict[str, Any]]]:
+    """The newest refused messages first."""
+
+    def op(conn: Connection) -> list[dict[str, Any]]:
+        query = select(rejected_messages).order_by(rejected_messages.c.at_us.desc()).limit(limit)
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+    return op
+
+
 class Journal:
     """The journal as the switch sees it: awaitable, batched into group commits."""
 
@@ -480,6 +544,14 @@ class Journal:
 
     async def accept_advice(self, *args: Any) -> tuple[AdviceResult, dict[str, Any] | None]:
         return await self.db.run(accept_advice(*args))
+
+    async def record_rejection(self, rejection: Rejection) -> None:
+        """Journal a refused message; a failure to is logged, never raised: a refusal is
+        answered whether or not its row could be written."""
+        try:
+            await self.db.run(record_rejection(rejection))
+        except Exception:
+            log.exception("could not journal a refused %s %s", rejection.interface, rejection.operation)
 
 
 def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> None:

@@ -357,3 +357,26 @@ eft_transactions = Table(
     Index(None, "user_code", "action_date", "sequence_number"),
     Index(None, "state", "due_us"),
 )
+
+rejected_messages = Table(
+    "rejected_messages",
+    metadata,
+    # A retail message refused before any transaction was opened for it (bad credentials, too
+    # large, malformed, not the client's, a taken id, an advice for nothing): our own id, so
+    # writing the row again after a rolled-back group commit writes it once.
+    Column("id", String(36), primary_key=True),
+    Column("at_us", BigInteger, nullable=False),
+    # "ppu", "suv" or "eft"
+    Column("interface", String(8), nullable=False),
+    Column("operation", String(40), nullable=False),
+    # None when the sender was not authenticated.
+    Column("client_id", String(40), nullable=True),
+    Column("retail_id", String(36), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("error_type", String(40), nullable=True),
+    Column("reason", String(500), nullable=False),
+    # The request as received, capped (see journal.REJECTED_BODY_CAP); None when never read.
+    Column("body", Text, nullable=True),
+    Column("url", String(500), nullable=True),
+    Index(None, "at_us"),
+)

@@ -24,6 +24,7 @@ from xhuma.engine.flow import RETAIL, Institution, Reply, rfc3339_now, sent
 from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
+from xhuma.refusals import Refuser, field_reasons
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
@@ -46,6 +47,7 @@ class VoucherSwitch(Interface):
         self.adapters = dict(adapters)
         self.institution = institution
         self.engine = Engine(journal, self)
+        self._refuse = Refuser(journal, "suv")
 
     async def handle(
         self, operation: SuvOperation, client_id: str, body: bytes, url: str, path_id: str | None
@@ -55,16 +57,14 @@ class VoucherSwitch(Interface):
         try:
             message = decode_strict(body, operation.request_model)
         except InvalidMessage as exc:
-            return format_error(exc.errors, raw_id(body))
+            reply = format_error(exc.errors, raw_id(body))
+            return await self._refuse(received, client_id, raw_id(body), reply, field_reasons(exc.errors))
         if operation.is_advice:
             return await self._advise(operation, client_id, message, received)
         if message.client.id != client_id:
-            return error_reply(
-                400,
-                "AUTHENTICATION_ERROR",
-                "Credentials do not belong to client.id",
-                message.id,
-            )
+            reply = error_reply(400, "AUTHENTICATION_ERROR", "Credentials do not belong to client.id", message.id)
+            reason = f"client.id {message.client.id} is not the authenticated client {client_id}"
+            return await self._refuse(received, client_id, message.id, reply, reason)
         if operation is ops.PROVISION:
             return await self._provision(client_id, message, received, retail_id=message.id)
         if operation is ops.RETRY:
@@ -80,29 +80,38 @@ class VoucherSwitch(Interface):
         operation = ops.PROVISION
         product_id = message.product.product_id if message.product else None
         if not product_id:
-            return format_error([FieldError(field="product.productId", error="is required")], message.id)
+            errors = [FieldError(field="product.productId", error="is required")]
+            return await self._refuse(
+                received, client_id, retail_id, format_error(errors, message.id), field_reasons(errors)
+            )
         route = await self.journal.db.run(catalogue_store.route(client_id, product_id))
         if route is None:
-            return error_reply(
+            reason = "not in this client's catalogue, or not valid today"
+            reply = error_reply(
                 404,
                 "TRANSACTION_DECLINED",
                 "Unknown product",
                 message.id,
-                detail={"productId": product_id, "reason": "not in this client's catalogue, or not valid today"},
+                detail={"productId": product_id, "reason": reason},
             )
+            return await self._refuse(received, client_id, retail_id, reply, f"product {product_id}: {reason}")
         product, mappings = route
         amount, problem = _amount_for(product, message)
         if problem:
-            return error_reply(404, "TRANSACTION_DECLINED", "Amount not allowed", message.id, detail=problem)
+            reply = error_reply(404, "TRANSACTION_DECLINED", "Amount not allowed", message.id, detail=problem)
+            reason = f"field {problem['field']}: {problem['reason']}"
+            return await self._refuse(received, client_id, retail_id, reply, reason)
         candidates = [(self.adapters[p], code) for p, code in mappings if p in self.adapters]
         if not candidates:
-            return error_reply(
+            reply = error_reply(
                 503,
                 "UPSTREAM_UNAVAILABLE",
                 "No provider",
                 message.id,
                 detail={"productId": product_id, "reason": "no configured provider issues it"},
             )
+            reason = f"product {product_id}: no configured provider issues it"
+            return await self._refuse(received, client_id, retail_id, reply, reason)
         tx_id = str(uuid.uuid4())
         adapter, provider_code = candidates[0]
         upstream = self._upstream_message(message, tx_id, provider_code, amount)
@@ -122,7 +131,9 @@ class VoucherSwitch(Interface):
         issue = store.Issue(product_id, adapter.name, provider_code, amount, currency)
         opened = await self.journal.db.run(store.open_request(tx, received, sent(call, adapter), issue))
         if opened is None:
-            return await self._duplicate(client_id, message.id)
+            return await self._refuse(
+                received, client_id, retail_id, await self._duplicate(client_id, message.id), "retail id taken"
+            )
         if opened:
             return await self._refused_early(tx_id, message.id, Kind.VOUCHER_PROVISION, opened)
 
@@ -278,22 +289,24 @@ class VoucherSwitch(Interface):
         event = ops.EVENT_OF[operation]
         code = message.voucher.code
         if not code:
-            return format_error([FieldError(field="voucher.code", error="is required")], message.id)
+            errors = [FieldError(field="voucher.code", error="is required")]
+            return await self._refuse(
+                received, client_id, message.id, format_error(errors, message.id), field_reasons(errors)
+            )
         found = await self.journal.db.run(store.find_voucher(client_id, code=code))
         if found is None or found["state"] is None:
-            return error_reply(404, "UNABLE_TO_LOCATE_RECORD", "Unknown voucher", message.id)
+            reply = error_reply(404, "UNABLE_TO_LOCATE_RECORD", "Unknown voucher", message.id)
+            return await self._refuse(received, client_id, message.id, reply, "unknown voucher")
         refusal = transition(VoucherState(found["state"]), event)
         if isinstance(refusal, Refusal):
-            return error_reply(refusal.status, refusal.error_type, "Refused", message.id)
+            reply = error_reply(refusal.status, refusal.error_type, "Refused", message.id)
+            reason = f"voucher is {found['state']}: no {event}"
+            return await self._refuse(received, client_id, message.id, reply, reason)
         adapter = self.adapters.get(found["provider"])
         if adapter is None or not adapter.config.supports(CAPABILITY_OF[operation]):
-            return error_reply(
-                501,
-                "FUNCTION_NOT_SUPPORTED",
-                "Not supported",
-                message.id,
-                detail={"reason": f"provider {found['provider']} does not support {operation.name}"},
-            )
+            reason = f"provider {found['provider']} does not support {operation.name}"
+            reply = error_reply(501, "FUNCTION_NOT_SUPPORTED", "Not supported", message.id, detail={"reason": reason})
+            return await self._refuse(received, client_id, message.id, reply, reason)
         tx_id = str(uuid.uuid4())
         upstream = self._upstream_message(message, tx_id, found["provider_product_code"], None)
         call = adapter.prepare(operation, upstream)
@@ -313,9 +326,11 @@ class VoucherSwitch(Interface):
         opened = await self.journal.db.run(store.take_and_open(tx, code, event, received, sent(call, adapter)))
         if isinstance(opened, Refusal):
             text = "Unknown voucher" if opened is store.UNKNOWN_VOUCHER else "Refused"
-            return error_reply(opened.status, opened.error_type, text, message.id)
+            reply = error_reply(opened.status, opened.error_type, text, message.id)
+            return await self._refuse(received, client_id, message.id, reply, f"voucher refused {event}")
         if opened is None:
-            return error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id)
+            reply = error_reply(400, "DUPLICATE_RECORD", "Duplicate id", message.id)
+            return await self._refuse(received, client_id, message.id, reply, "retail id taken")
         if opened:
             return await self._refused_early(tx_id, message.id, operation.kind, opened)
         answer = await adapter.send(call)
@@ -361,13 +376,15 @@ class VoucherSwitch(Interface):
             self.on_enqueued()
         if decision.status == 202:
             return Reply(202, body)
-        return error_reply(
+        reply = error_reply(
             decision.status,
             decision.error_type or "GENERAL_ERROR",
             _ADVICE_TEXT.get(decision.status, "Refused"),
             message.id,
             original_id=decision.original_id,
         )
+        reason = _unjournalled(decision, operation.event.is_reversal, message.request_id)
+        return reply if reason is None else await self._refuse(received, client_id, message.id, reply, reason)
 
     # --- look-ups ---------------------------------------------------------------------------
 
@@ -451,6 +468,16 @@ class VoucherSwitch(Interface):
 
 
 _ADVICE_TEXT = {404: "Unknown request", 400: "Refused"}
+
+
+def _unjournalled(decision: store.AdviceDecision, is_reversal: bool, request_id: str) -> str | None:
+    """Why a refused advice left no transaction behind (None: it was journalled as one, as a
+    judged refusal or a reversal remembered for its request)."""
+    if decision.error_type == "DUPLICATE_RECORD":
+        return "advice id taken"
+    if decision.request is None and not is_reversal:
+        return f"no request {request_id} to advise"
+    return None
 
 
 def _amount_for(product: Any, message: wire.ProvisionRequest) -> tuple[int | None, dict[str, Any] | None]:
