@@ -207,3 +207,31 @@ def test_every_node_stamps_by_the_databases_clock(fresh_database_url: str, monke
     finally:
         database.close()
     assert abs(stamped - theirs) < 60 * 10**6
+
+
+def test_a_node_starts_though_the_database_drops_a_connection_meanwhile(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the crash harness: a connection terminated while a restarted switch migrated
+    made it exit, leaving its port dark. Starting is idempotent, so it tries again."""
+    from sqlalchemy.exc import OperationalError
+
+    from xhuma import node
+
+    drops = [OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))]
+    real = node.migrate
+
+    def flaky(engine):  # type: ignore[no-untyped-def]
+        if drops:
+            raise drops.pop()
+        real(engine)
+
+    monkeypatch.setattr(node, "migrate", flaky)
+    monkeypatch.setattr(node.time, "sleep", lambda _: None)
+    database = Database(fresh_database_url)
+    node._while_the_database_settles(database)
+    try:
+        assert not drops
+        assert database.run_sync(lambda c: c.execute(text("SELECT count(*) FROM transactions")).scalar_one()) == 0
+    finally:
+        database.close()

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+
+from sqlalchemy.exc import OperationalError
 
 from xhuma.config import Settings
 from xhuma.eft.delivery import EftDeliverer, close_window, release_due
@@ -70,8 +73,7 @@ class Node:
         self.ready = False
 
     async def start(self) -> None:
-        await asyncio.to_thread(migrate, self.db.engine)
-        self.db.start()
+        await asyncio.to_thread(_while_the_database_settles, self.db)
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
             self._every(self.settings.recovery_interval_seconds, self._recover_stale, "recovering stale purchases")
@@ -157,3 +159,23 @@ class Node:
         meters = await refresh_stale(self.db, self.switch.lookups.rebroadcast, older_than)
         if meters:
             log.info("refreshed the contract table for %d meters", len(meters))
+
+
+STARTUP_ATTEMPTS = 6
+
+
+def _while_the_database_settles(db: Database) -> None:
+    """Migrate and start the database threads, again if the database drops a connection meanwhile
+    (a restart, a failover, an operator's pg_terminate_backend): both steps may run twice, and a
+    process that gave up at its first dropped connection would leave its port dark."""
+    for attempt in range(STARTUP_ATTEMPTS):
+        try:
+            migrate(db.engine)
+            db.start()
+            return
+        except OperationalError:
+            if attempt == STARTUP_ATTEMPTS - 1:
+                raise
+            log.warning("the database dropped a connection while starting; trying again", exc_info=True)
+            db.engine.dispose()
+            time.sleep(0.2 * 2**attempt)
