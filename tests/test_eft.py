@@ -197,3 +197,34 @@ def test_files_arrive_through_the_inbox_and_the_upload_endpoint(fresh_database_u
         assert httpx.post(f"{server.url}/admin/eft/files", content=b"x").status_code == 401
     finally:
         server.stop()
+
+
+def test_an_eft_only_node_has_no_phantom_provider_and_starts(fresh_database_url: str, tmp_path: Path) -> None:
+    """A configuration file names its providers: one that names none (an EFT-only node) gets
+    none, not a default PPU provider on 127.0.0.1:8090 that every purchase would be sent to."""
+    import asyncio
+
+    from tests.support import base_message
+    from xhuma.config import load_settings
+    from xhuma.node import Node
+    from xhuma.ppu import operations as ops
+
+    config = tmp_path / "xhuma.toml"
+    config.write_text(f'[switch]\ndatabase_url = "{fresh_database_url}"\n\n[eft]\nbank_url = "http://127.0.0.1:9"\n')
+    settings = load_settings(config)
+    assert settings.providers == ()
+    message = base_message("c1", meter={"meterId": "01234567890"}, purchaseAmount={"amount": 100, "currency": "710"})
+
+    async def run() -> tuple[int, dict[str, object]]:
+        node = Node(settings, run_worker=True)
+        await node.start()
+        try:
+            reply = await node.switch.handle(
+                ops.PURCHASE, "c1", {"id": message["id"]}, json.dumps(message).encode(), "/tokenPurchases"
+            )
+            return reply.status, json.loads(reply.body)
+        finally:
+            await node.stop()
+
+    status, body = asyncio.run(run())
+    assert status == 400 and body["errorType"] == "UNKNOWN_METER_ID"
