@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Connection, select
 
 from tests.sim.providers import answer_of
+from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event
 from xhuma.engine.flow import Institution
@@ -296,3 +297,29 @@ def test_a_reversal_and_its_request_at_once_cannot_both_pass(db: CrashingDatabas
     second.join(timeout=30)
     assert taken == [reversal.retail_id]
     assert till.voucher_state(code) == "confirmed_provisioned"
+
+
+class SilentProvider(FakeProvider):
+    """Issues the voucher and never answers (the timeout comes back as unknown)."""
+
+    async def send(self, call: UpstreamCall) -> UpstreamAnswer:
+        await super().send(call)
+        return UpstreamAnswer(Outcome.UNKNOWN, None, b"", 0, transport_error="TimeoutError")
+
+
+def test_a_queued_retrieval_wakes_the_worker_from_the_event_loop_only(db: CrashingDatabase) -> None:
+    """Defect 5: queueing the retrieval of an unknown provision once set the worker's
+    asyncio.Event from a database thread, before the commit. The wake-up must come on the
+    event loop's own thread, after the entry is committed."""
+    till = Till(db)
+    till.switch.adapters[PROVIDER] = SilentProvider()
+    woken: list[tuple[str, int]] = []
+
+    def wake() -> None:
+        queued = db.run_sync(lambda c: len(c.execute(select(saf_entries)).all()))
+        woken.append((threading.current_thread().name, queued))
+
+    till.switch.on_enqueued = wake
+    _, status, _ = till.request(ops.PROVISION, product={"productId": "GIFT"})
+    assert status == 504
+    assert woken and all(name == threading.main_thread().name and queued == 1 for name, queued in woken)
