@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.sim.run import postgres_database, run_seed, run_seeds_sqlite
 
-SQLITE_SEEDS = int(os.environ.get("XHUMA_SIM_SEEDS", "200"))
-POSTGRES_SEEDS = int(os.environ.get("XHUMA_SIM_POSTGRES_SEEDS", "5"))
+SQLITE_SEEDS = int(os.environ.get("XHUMA_SIM_SEEDS", "60"))
+POSTGRES_SEEDS = int(os.environ.get("XHUMA_SIM_POSTGRES_SEEDS", "3"))
 
 
 def report(label: str, results: list[tuple[int, list[str]]]) -> None:
