@@ -11,7 +11,7 @@ from xhuma.domain.delivery import Verdict, advice_verdict
 from xhuma.domain.transactions import Kind
 from xhuma.ppu import operations as ops
 from xhuma.ppu import wire
-from xhuma.ppu.switch import PpuSwitch, has_tokens
+from xhuma.ppu.switch import PpuSwitch
 from xhuma.saf.queue import QueuedEntry
 from xhuma.saf.worker import Attempt, judge_retrieval, send_entry
 from xhuma.storage import journal
@@ -40,7 +40,7 @@ class PpuDeliverer:
         sent = await send_entry(adapter, operation, entry)
         answer = sent.answer
         if operation is ops.RETRY:
-            answer, verdict = judge_retrieval(sent, has_goods=has_tokens(answer.payload))
+            answer, verdict = judge_retrieval(sent, has_goods=self.switch.has_goods(answer.payload))
 
             def apply(conn: Connection) -> None:
                 self.switch.engine.apply_retrieved(conn, ops.PURCHASE, entry.tx_id, answer, adapter, _purchase)

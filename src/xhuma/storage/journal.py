@@ -86,13 +86,14 @@ INSERT_MESSAGES = Prepared(lambda _: insert(messages), MESSAGE_COLUMNS)
 
 
 def _current_state(dialect: str) -> Any:
-    query = select(transactions.c.state, transactions.c.retail_status, transactions.c.retail_response).where(
-        transactions.c.id == bindparam("tx_id")
-    )
+    query = select(transactions.c.state, transactions.c.retail_status).where(transactions.c.id == bindparam("tx_id"))
     return query.with_for_update() if dialect == "postgresql" else query
 
 
 CURRENT_STATE = Prepared(_current_state)
+STORED_ANSWER = Prepared(
+    lambda _: select(transactions.c.retail_response).where(transactions.c.id == bindparam("tx_id"))
+)
 SET_STATE = Prepared(
     lambda _: (
         update(transactions)
@@ -219,19 +220,21 @@ def record_outcome(
     then told of: the retailer may have been told "declined")."""
 
     def op(conn: Connection) -> Recorded:
-        current_state, current_status, current_response = CURRENT_STATE.execute(conn, {"tx_id": tx_id}).fetchone()
+        current_state, current_status = CURRENT_STATE.execute(conn, {"tx_id": tx_id}).fetchone()
         old = State(current_state)
         new = state if state is not None else after_outcome(old, outcome or Outcome.UNKNOWN)
         values: dict[str, Any] = {"tx_id": tx_id, "state": new, "updated_us": now_us()}
         overrides_decline = old is State.DECLINED and new is State.APPROVED
         keeps_final = current_status is not None and old not in IN_FLIGHT and not overrides_decline
-        stored = Recorded(new, current_status, current_response)
         if retail_response is not None and not keeps_final:
             values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
             SET_STATE_AND_ANSWER.execute(conn, values)
             stored = Recorded(new, retail_status, retail_response)
         else:
             SET_STATE.execute(conn, values)
+            # The stored answer stands; it is read only then (the usual first answer needs no read).
+            kept = STORED_ANSWER.execute(conn, {"tx_id": tx_id}).fetchone()[0] if current_status is not None else None
+            stored = Recorded(new, current_status, kept)
         if overrides_decline:
             open_exception(conn, tx_id, "approved_after_decline", "the provider sold what an earlier answer declined")
         if provider is not None:

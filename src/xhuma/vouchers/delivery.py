@@ -17,7 +17,7 @@ from xhuma.storage import journal
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers import wire
 from xhuma.vouchers.replies import decode_strict
-from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch, has_code, open_outcome_unknown
+from xhuma.vouchers.switch import QUEUE_PREFIX, VoucherSwitch, open_outcome_unknown
 
 
 class VoucherDeliverer:
@@ -35,7 +35,7 @@ class VoucherDeliverer:
         sent = await send_entry(adapter, operation, entry)
         answer = sent.answer
         if operation is ops.RETRY:
-            answer, verdict = judge_retrieval(sent, has_goods=has_code(answer.payload))
+            answer, verdict = judge_retrieval(sent, has_goods=self.switch.has_goods(answer.payload))
 
             def apply(conn: Connection) -> None:
                 self.switch.engine.apply_retrieved(conn, ops.PROVISION, entry.tx_id, answer, adapter, _provision)
