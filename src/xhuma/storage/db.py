@@ -105,6 +105,18 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def schema_revision(engine: Engine) -> tuple[str | None, str]:
+    """The schema's revision in this database (None when it has none) and the newest one we know,
+    read without changing anything: reading commands must not migrate as a side effect."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    newest = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert newest is not None
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision(), newest
+
+
 class Database:
     """Runs operations (functions of a Connection) in grouped transactions on worker threads."""
 

@@ -1,0 +1,23 @@
+"""The `xhuma` command: one module per command group, each a thin layer over the capability it
+operates (the logic lives in that capability's package)."""
+
+from __future__ import annotations
+
+import typer
+
+from xhuma.cli import clients, eft, routing, saf, server, simulate, transactions, vouchers
+
+app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
+server.register(app)
+app.add_typer(clients.app, name="clients")
+app.add_typer(transactions.app, name="tx")
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(server.db_app, name="db")
+app.add_typer(saf.app, name="saf")
+app.add_typer(saf.exceptions_app, name="exceptions")
+app.add_typer(routing.app, name="routing")
+app.add_typer(vouchers.app, name="vouchers")
+app.add_typer(vouchers.catalogue_app, name="catalogue")
+app.add_typer(eft.app, name="eft")
+
+__all__ = ["app"]

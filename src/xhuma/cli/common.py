@@ -1,0 +1,100 @@
+"""What every command group shares: the console, the --config option, opening the database, and
+one way to print rows as a table or as JSON lines.
+
+Commands run on the main thread of a short-lived process; a command that changes data opens the
+database with `migrate=True` (the schema is brought up to date first, as `xhuma db upgrade` does);
+a reading command never changes the schema and says so when it is behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from xhuma.config import ConfigError, Settings, load_settings
+from xhuma.storage.db import Database, migrate, schema_revision
+
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML configuration file (or XHUMA_CONFIG).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+ActorOption = Annotated[str, typer.Option(help="Who makes the change (kept in the audit log).")]
+
+Row = Mapping[str, Any]
+Column = tuple[str, str | Callable[[Row], object]]
+"""A table column: its header, and the row's key or a function of the row giving the cell."""
+
+
+def settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def database(config: Path | None, *, migrate_schema: bool = False) -> Database:
+    """Open the configured database. Reading commands leave the schema alone and stop with a
+    clear message when it is not the newest; changing commands migrate it first."""
+    url = make_url(settings(config).database_url)
+    file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
+    if not migrate_schema and file and not Path(file).exists():
+        typer.echo(f"no database at {file}: run `xhuma db upgrade` (or `xhuma serve`) first", err=True)
+        raise typer.Exit(1)
+    db = Database(url.render_as_string(hide_password=False))
+    if migrate_schema:
+        migrate(db.engine)
+        return db
+    current, newest = schema_revision(db.engine)
+    if current != newest:
+        where = db.engine.url.render_as_string(hide_password=True)
+        found = "no xhuma schema" if current is None else f"schema revision {current}"
+        typer.echo(f"{where} has {found}, not the newest ({newest}): run `xhuma db upgrade`", err=True)
+        raise typer.Exit(1)
+    return db
+
+
+def when(us: int | None) -> str:
+    """A journal time (microseconds since the epoch) as UTC, to the millisecond."""
+    if us is None:
+        return ""
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def parse_time(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            "expected an ISO date or date-time, e.g. 2026-11-22T10:00", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e6)
+
+
+def money(cents: int | None) -> str:
+    """Integer cents as a decimal amount (exactly: no float on the way)."""
+    return "" if cents is None else f"{Decimal(cents).scaleb(-2):.2f}"
+
+
+def show_rows(rows: Iterable[Row], columns: Sequence[Column], *, as_json: bool) -> None:
+    """Print rows as one JSON object per line (every field) or as a table of the given columns."""
+    if as_json:
+        for row in rows:
+            typer.echo(msgspec.json.encode(row).decode())
+        return
+    table = Table(*(header for header, _ in columns))
+    for row in rows:
+        cells = (row[cell] if isinstance(cell, str) else cell(row) for _, cell in columns)
+        table.add_row(*("" if value is None else str(value) for value in cells))
+    console.print(table)

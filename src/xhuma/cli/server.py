@@ -1,0 +1,47 @@
+"""`xhuma serve`, `xhuma demo` and `xhuma db upgrade`: the commands that run the switch or
+prepare its database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xhuma.cli.common import ConfigOption, console, database, settings
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+
+
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the retail API.")] = 8080,
+) -> None:
+    """Run the switch: the retail API (PPU v3), health and OpenAPI."""
+    from xhuma.api.app import serve as run_server
+
+    run_server(settings(config), host, port)
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the switch's retail API.")] = 8080,
+    simulator_port: Annotated[int, typer.Option(help="Port of the simulated PPU provider.")] = 8090,
+    voucher_port: Annotated[int, typer.Option(help="Port of the simulated voucher provider.")] = 8091,
+    once: Annotated[bool, typer.Option(help="Stop after the sample flow instead of serving on.")] = False,
+) -> None:
+    """Start simulated providers and the switch, run a purchase and a voucher through them, keep serving."""
+    from xhuma.demo import run_demo
+
+    raise typer.Exit(run_demo(port, simulator_port, voucher_port, once=once))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    db = database(config, migrate_schema=True)
+    console.print(f"schema is current on {db.engine.url.render_as_string(hide_password=True)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(demo)

@@ -1,0 +1,115 @@
+"""`xhuma simulate`: the simulated providers and bank, each a real server speaking its real
+protocol (they share no code with the switch they test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xhuma.cli.common import console
+
+app = typer.Typer(help="Simulated providers: real HTTP servers speaking the real protocols.", no_args_is_help=True)
+
+
+@app.command("ppu")
+def simulate_ppu(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="Provider name used in its identifiers.")] = "sim",
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per request.")] = 0.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of purchases answered 500 after being recorded.")
+    ] = 0.0,
+    tst011_delay: Annotated[float, typer.Option(help="Seconds TST011 purchases hang before their 504.")] = 10.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A provider speaking the Prepaid Utility Service Interface v3 (test meters TST001-TST011)."""
+    from xhuma.simulators.ppu import SimulatorConfig, run
+
+    run(
+        SimulatorConfig(
+            name=name, latency_ms=latency_ms, failure_rate=failure_rate, tst011_delay=tst011_delay, seed=seed
+        ),
+        host,
+        port,
+    )
+
+
+@app.command("vouchers")
+def simulate_vouchers(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8091,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="Provider name used in its identifiers.")] = "vouchr",
+    kind: Annotated[str, typer.Option(help="full, or stellr (no advices, retries, redemptions, refunds).")] = "full",
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per request.")] = 0.0,
+    lose_responses: Annotated[int, typer.Option(min=0, help="Issue the next N vouchers, then never answer.")] = 0,
+    mode: Annotated[str, typer.Option(help="normal, unavailable (503), hang or garbage.")] = "normal",
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A voucher provider speaking the Single Use Voucher interface v1."""
+    from xhuma.simulators.vouchers import KINDS, MODES, VoucherSimConfig, run
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"one of {', '.join(KINDS)}", param_hint="--kind")
+    if mode not in MODES:
+        raise typer.BadParameter(f"one of {', '.join(MODES)}", param_hint="--mode")
+    config = VoucherSimConfig(
+        name=name, kind=kind, latency_ms=latency_ms, mode=mode, lose_responses=lose_responses, seed=seed
+    )
+    run(config, host, port)
+
+
+@app.command("fleet")
+def simulate_fleet(
+    port: Annotated[int, typer.Option(help="Port to listen on; each provider has its own base path.")] = 9100,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+    config_out: Annotated[
+        Path | None, typer.Option(help="Write the switch's [[providers]] for this fleet to this file.")
+    ] = None,
+) -> None:
+    """The ten PPU providers xhuma supports, each with its own coverage, capabilities and latency."""
+    from xhuma.httpserver import run_asgi
+    from xhuma.simulators.ppu import build_fleet_app, fleet_configs, fleet_switch_config
+
+    configs = fleet_configs(seed)
+    base_url = f"http://{host}:{port}"
+    if config_out is not None:
+        config_out.write_text(fleet_switch_config(configs, base_url))
+    for config in configs:
+        console.print(f"{config.name:<12} {base_url}/{config.name}/prepaidutility/v3", markup=False)
+    run_asgi(build_fleet_app(configs), host, port)
+
+
+@app.command("bank")
+def simulate_bank(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8095,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    xhuma_url: Annotated[str, typer.Option(help="Where to send status reports.")] = "http://127.0.0.1:8080",
+    username: Annotated[str, typer.Option(help="The bank's credential at xhuma (role bank).")] = "bank",
+    password: Annotated[str, typer.Option(help="Its password.")] = "bank-pw",
+    nack_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliveries answered 503.")] = 0.0,
+    hang_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share never answered.")] = 0.0,
+    reject_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share rejected (an unpaid).")] = 0.0,
+    silent_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share acknowledged, never reported.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+) -> None:
+    """A homing bank taking inbound EFT credits and debits and reporting outcomes back."""
+    from xhuma.simulators.bank import BankConfig, run
+
+    run(
+        BankConfig(
+            xhuma_url=xhuma_url,
+            username=username,
+            password=password,
+            nack_rate=nack_rate,
+            hang_rate=hang_rate,
+            reject_rate=reject_rate,
+            silent_rate=silent_rate,
+            seed=seed,
+        ),
+        host,
+        port,
+    )
