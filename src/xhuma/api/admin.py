@@ -17,6 +17,8 @@ from xhuma.api.admin_routing import routing_routes
 from xhuma.api.replies import JSON, json_reply
 from xhuma.node import Node
 from xhuma.saf import queue
+from xhuma.security import audit, operator_actions
+from xhuma.security.audit import Actor
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -40,6 +42,7 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
                     headers={"WWW-Authenticate": 'Basic realm="xhuma-admin"'},
                 )
             request.state.actor = given[0]
+            request.state.operator = Actor(given[0], request.client.host if request.client else "unknown")
             return await handler(request)
 
         return endpoint
@@ -62,7 +65,7 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
 
     async def retry_saf(request: Request) -> Response:
         wanted = entry_id(request)
-        if wanted is None or not await node.db.run(queue.retry_entry(wanted)):
+        if wanted is None or not await node.db.run(operator_actions.retry_saf(request.state.operator, wanted)):
             return _problem(409, "only an entry in state exception can be retried", "entry_id")
         node.switch.on_enqueued()
         return json_reply({"id": wanted, "state": queue.PENDING})
@@ -75,9 +78,23 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
             note = ""
         if not note:
             return _problem(400, "a note saying how it was resolved is required", "note")
-        if wanted is None or not await node.db.run(queue.resolve_entry(wanted, note)):
+        resolve = operator_actions.resolve_saf(request.state.operator, wanted, note) if wanted is not None else None
+        if resolve is None or not await node.db.run(resolve):
             return _problem(409, "only an entry in state exception can be resolved", "entry_id")
         return json_reply({"id": wanted, "state": queue.RESOLVED})
+
+    async def audit_log(request: Request) -> Response:
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            return _problem(400, "limit must be a whole number from 1 to 10000", "limit")
+        action = request.query_params.get("action") or None
+        return json_reply(await node.db.run(audit.entries(int(limit), action)))
+
+    async def audit_verify(_request: Request) -> Response:
+        counted, broken = await node.db.run(audit.verify())
+        if broken is None:
+            return json_reply({"entries": counted, "holds": True})
+        return json_reply({"entries": counted, "holds": False, "broken_at": broken[0], "reason": broken[1]})
 
     async def list_exceptions(request: Request) -> Response:
         return json_reply(await node.db.run(queue.list_exceptions(request.query_params.get("state", "open") or None)))
@@ -88,6 +105,8 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         Route("/admin/saf/{entry_id}/retry", guarded(retry_saf), methods=["POST"]),
         Route("/admin/saf/{entry_id}/resolve", guarded(resolve_saf), methods=["POST"]),
         Route("/admin/exceptions", guarded(list_exceptions), methods=["GET"]),
+        Route("/admin/audit", guarded(audit_log), methods=["GET"]),
+        Route("/admin/audit/verify", guarded(audit_verify), methods=["GET"]),
         *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in routing_routes(node)],
         *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in catalogue_routes(node)],
     ]

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from xhuma.api.replies import json_reply
 from xhuma.node import Node
+from xhuma.security import operator_actions
 from xhuma.vouchers import catalogue, catalogue_store
 
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
@@ -45,8 +46,8 @@ def catalogue_routes(node: Node) -> list[Route]:
             return _refused(exc.problems)
         replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
         done = await node.db.run(
-            catalogue_store.import_products(
-                request.path_params["client_id"], products, request.state.actor, replace=replace
+            operator_actions.import_products(
+                request.state.operator, request.path_params["client_id"], products, replace=replace
             )
         )
         return json_reply(done)
@@ -59,7 +60,7 @@ def catalogue_routes(node: Node) -> list[Route]:
 
     async def removed(request: Request) -> Response:
         client_id, code = request.path_params["client_id"], request.path_params["code"]
-        if not await node.db.run(catalogue_store.remove_product(client_id, code, request.state.actor)):
+        if not await node.db.run(operator_actions.remove_product(request.state.operator, client_id, code)):
             return json_reply({"error": f"{client_id} has no product {code}", "field": "code"}, 404)
         return json_reply({"removed": code})
 

@@ -22,6 +22,7 @@ from xhuma.routing.operator import (
     preferences_from_csv,
     weight_changes,
 )
+from xhuma.security import operator_actions
 from xhuma.validation import FieldError
 
 MAX_CSV_BYTES = 1024 * 1024
@@ -51,9 +52,6 @@ def routing_routes(node: Node) -> list[Route]:
         except msgspec.DecodeError as exc:
             raise RoutingChangeError([FieldError("body", f"not JSON: {exc}")]) from None
 
-    def actor(request: Request) -> str:
-        return str(request.state.actor)
-
     async def table(request: Request) -> Response:
         meter = request.query_params.get("meter") or None
         limit = request.query_params.get("limit", "200")
@@ -67,7 +65,7 @@ def routing_routes(node: Node) -> list[Route]:
             check_meter_id(meter)
         except RoutingChangeError as exc:
             return _refused(exc.errors)
-        await node.db.run(lambda conn: contracts.note(conn, actor(request), "rebroadcast", meter))
+        await node.db.run(operator_actions.note_rebroadcast(request.state.operator, meter))
         await node.switch.lookups.rebroadcast(meter)
         return json_reply(await node.db.run(contracts.table(meter)))
 
@@ -80,7 +78,7 @@ def routing_routes(node: Node) -> list[Route]:
             change = preference_change(request.path_params["municipality"], body.providers, body.excluded, known)
         except RoutingChangeError as exc:
             return _refused(exc.errors)
-        await node.db.run(contracts.set_preferences([change], actor(request), "set_preferences"))
+        await node.db.run(operator_actions.set_preferences(request.state.operator, [change], "set_preferences"))
         return json_reply(
             {"municipality": change.municipality, "providers": change.ranked, "excluded": change.excluded}
         )
@@ -90,7 +88,7 @@ def routing_routes(node: Node) -> list[Route]:
             change = preference_change(request.path_params["municipality"], [], [], known)
         except RoutingChangeError as exc:
             return _refused(exc.errors)
-        await node.db.run(contracts.set_preferences([change], actor(request), "clear_preferences"))
+        await node.db.run(operator_actions.set_preferences(request.state.operator, [change], "clear_preferences"))
         return json_reply(_shown(change))
 
     async def upload_preferences(request: Request) -> Response:
@@ -105,7 +103,7 @@ def routing_routes(node: Node) -> list[Route]:
             changes = preferences_from_csv(text, known)
         except RoutingChangeError as exc:
             return _refused(exc.errors)
-        await node.db.run(contracts.set_preferences(changes, actor(request), "upload_preferences"))
+        await node.db.run(operator_actions.set_preferences(request.state.operator, changes, "upload_preferences"))
         return json_reply(
             [{"municipality": c.municipality, "providers": c.ranked, "excluded": c.excluded} for c in changes]
         )
@@ -131,7 +129,7 @@ def routing_routes(node: Node) -> list[Route]:
             changes = weight_changes(await body_of(request, dict[str, Any]), known)
         except RoutingChangeError as exc:
             return _refused(exc.errors)
-        await node.db.run(contracts.set_weights(changes, actor(request)))
+        await node.db.run(operator_actions.set_weights(request.state.operator, changes))
         return await show_weights()
 
     async def audit(_request: Request) -> Response:

@@ -18,6 +18,8 @@ from xhuma.eft.delivery import apply_report
 from xhuma.eft.intake import ingest
 from xhuma.eft.messages import PaymentStatusReport
 from xhuma.node import Node
+from xhuma.security import operator_actions
+from xhuma.security.audit import Actor
 
 Credentials = Callable[[Request], tuple[str, str] | None]
 
@@ -54,6 +56,8 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
             result = await asyncio.to_thread(
                 ingest, node.db.engine, path, debit_release=node.settings.eft.debit_release
             )
+        operator = Actor(given[0], request.client.host if request.client else "unknown")
+        await node.db.run(operator_actions.eft_file_taken(operator, name, result))
         body = {"file": result.file_id, "state": result.state, "reason": result.reason}
         if result.summary is not None:
             body.update(transactions=result.summary.transactions, transmission=result.summary.transmission_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from xhuma.cli import clients, eft, routing, saf, server, simulate, transactions, vouchers
+from xhuma.cli import audit, clients, eft, routing, saf, server, simulate, transactions, vouchers
 
 app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
 server.register(app)
@@ -19,5 +19,6 @@ app.add_typer(routing.app, name="routing")
 app.add_typer(vouchers.app, name="vouchers")
 app.add_typer(vouchers.catalogue_app, name="catalogue")
 app.add_typer(eft.app, name="eft")
+app.add_typer(audit.app, name="audit")
 
 __all__ = ["app"]

@@ -25,7 +25,9 @@ def clients_add(
     config: ConfigOption = None,
 ) -> None:
     """Add a credential, or replace the password and binding of an existing one."""
-    from xhuma.security.credentials import ROLES, add_client
+    from xhuma.security import operator_actions
+    from xhuma.security.audit import cli_actor
+    from xhuma.security.credentials import ROLES
 
     if not username or ":" in username:
         raise typer.BadParameter("must be non-empty and contain no ':'", param_hint="--username")
@@ -36,7 +38,7 @@ def clients_add(
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     db = database(config, migrate_schema=True)
-    db.run_sync(add_client(username, password, client_id, name or username, role))
+    db.run_sync(operator_actions.add_client(cli_actor(), username, password, client_id, name or username, role))
     console.print(f"client [bold]{username}[/] may act for client id [bold]{client_id}[/]")
 
 

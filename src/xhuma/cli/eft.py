@@ -56,6 +56,8 @@ def eft_ingest(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from xhuma.eft.intake import ingest
+    from xhuma.security import operator_actions
+    from xhuma.security.audit import cli_actor
 
     if not path.is_file():
         typer.echo(f"{path}: no such file", err=True)
@@ -71,6 +73,7 @@ def eft_ingest(
     ) as bar:
         task = bar.add_task(f"checking {path.name}", total=path.stat().st_size)
         result = ingest(db.engine, path, progress=lambda n: bar.advance(task, n), debit_release=debit_release)
+    db.run_sync(operator_actions.eft_file_taken(cli_actor(), path.name, result))
     if result.state != "accepted":
         refusal = "duplicate" if result.state == "redelivered" else "rejected"
         typer.echo(f"{path.name}: {refusal} (file {result.file_id}): {result.reason}; nothing was applied")

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from xhuma.cli.common import ActorOption, ConfigOption, JsonOption, console, database, settings, show_rows, when
+from xhuma.security import operator_actions
+from xhuma.security.audit import cli_actor
 from xhuma.storage.db import Database
 
 app = typer.Typer(help="The contract table and routing preferences.", no_args_is_help=True)
@@ -62,7 +64,6 @@ def routing_prefer(
     config: ConfigOption = None,
 ) -> None:
     """Set (or with no providers, clear) a municipality's preferred and excluded providers."""
-    from xhuma.routing import contracts
     from xhuma.routing.operator import RoutingChangeError, preference_change
 
     db, known = _routing_change(config)
@@ -72,7 +73,7 @@ def routing_prefer(
         change = preference_change(municipality, ranked, excluded, known)
     except RoutingChangeError as exc:
         raise _refused(exc) from None
-    db.run_sync(contracts.set_preferences([change], actor, "set_preferences"))
+    db.run_sync(operator_actions.set_preferences(cli_actor(actor), [change], "set_preferences"))
     console.print(change.describe(), markup=False)
 
 
@@ -86,7 +87,6 @@ def routing_upload(
 ) -> None:
     """Replace the preferences of every municipality the file names; the file is checked whole
     first, and nothing changes unless all of it is valid."""
-    from xhuma.routing import contracts
     from xhuma.routing.operator import RoutingChangeError, preferences_from_csv
 
     db, known = _routing_change(config)
@@ -94,7 +94,7 @@ def routing_upload(
         changes = preferences_from_csv(csv_file.read_text(encoding="utf-8-sig"), known)
     except RoutingChangeError as exc:
         raise _refused(exc) from None
-    db.run_sync(contracts.set_preferences(changes, actor, "upload_preferences"))
+    db.run_sync(operator_actions.set_preferences(cli_actor(actor), changes, "upload_preferences"))
     for change in changes:
         console.print(change.describe(), markup=False)
 
@@ -126,7 +126,7 @@ def routing_weights(
             changes = weight_changes(raw, known)
         except RoutingChangeError as exc:
             raise _refused(exc) from None
-        db.run_sync(contracts.set_weights(changes, actor))
+        db.run_sync(operator_actions.set_weights(cli_actor(actor), changes))
     configured = {p.name: p.weight for p in settings(config).providers}
     operator = db.run_sync(contracts.weights())
     rows = [
@@ -145,7 +145,6 @@ def routing_rebroadcast(
     config: ConfigOption = None,
 ) -> None:
     """Ask every provider about a meter now, and show what they said."""
-    from xhuma.routing import contracts
     from xhuma.routing.operator import RoutingChangeError, check_meter_id
 
     try:
@@ -154,7 +153,7 @@ def routing_rebroadcast(
         raise _refused(exc) from None
 
     async def ask(node: Any) -> None:
-        await node.db.run(lambda conn: contracts.note(conn, actor, "rebroadcast", meter))
+        await node.db.run(operator_actions.note_rebroadcast(cli_actor(actor), meter))
         await node.switch.lookups.rebroadcast(meter)
 
     _with_node(config, ask)

@@ -85,9 +85,10 @@ def saf_show(entry_id: int, config: ConfigOption = None) -> None:
 @app.command("retry")
 def saf_retry(entry_id: int, config: ConfigOption = None) -> None:
     """Put an entry in state exception back in the queue, due now."""
-    from xhuma.saf import queue
+    from xhuma.security import operator_actions
+    from xhuma.security.audit import cli_actor
 
-    if not database(config, migrate_schema=True).run_sync(queue.retry_entry(entry_id)):
+    if not database(config, migrate_schema=True).run_sync(operator_actions.retry_saf(cli_actor(), entry_id)):
         console.print(f"[red]entry {entry_id} is not in state exception[/]")
         raise typer.Exit(1)
     console.print(f"entry {entry_id} queued again")
@@ -100,11 +101,13 @@ def saf_resolve(
     config: ConfigOption = None,
 ) -> None:
     """Close an entry in state exception by hand."""
-    from xhuma.saf import queue
+    from xhuma.security import operator_actions
+    from xhuma.security.audit import cli_actor
 
     if not note.strip():
         raise typer.BadParameter("must say how it was resolved", param_hint="--note")
-    if not database(config, migrate_schema=True).run_sync(queue.resolve_entry(entry_id, note)):
+    done = database(config, migrate_schema=True).run_sync(operator_actions.resolve_saf(cli_actor(), entry_id, note))
+    if not done:
         console.print(f"[red]entry {entry_id} is not in state exception[/]")
         raise typer.Exit(1)
     console.print(f"entry {entry_id} resolved")

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from xhuma.cli.common import ConfigOption, JsonOption, console, database, money, show_rows, when
+from xhuma.security import operator_actions
+from xhuma.security.audit import cli_actor
 
 if TYPE_CHECKING:
     from xhuma.vouchers.catalogue import Product
@@ -58,11 +60,12 @@ def vouchers_settle(
     config: ConfigOption = None,
 ) -> None:
     """Close an exposure once it is marked up or off with the provider."""
-    from xhuma.vouchers import store
 
     if not note.strip():
         raise typer.BadParameter("say how it was settled", param_hint="--note")
-    if not database(config, migrate_schema=True).run_sync(store.settle_exposure(exposure_id, note)):
+    if not database(config, migrate_schema=True).run_sync(
+        operator_actions.settle_exposure(cli_actor(), exposure_id, note)
+    ):
         typer.echo(f"no open exposure {exposure_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"exposure {exposure_id} settled")
@@ -77,7 +80,7 @@ def catalogue_import(
     config: ConfigOption = None,
 ) -> None:
     """Import products, checked whole first: one bad line and nothing is applied."""
-    from xhuma.vouchers import catalogue, catalogue_store
+    from xhuma.vouchers import catalogue
 
     text = path.read_text(encoding="utf-8")
     try:
@@ -87,7 +90,7 @@ def catalogue_import(
             typer.echo(f"{path}: {p.where}: {p.field}: {p.error}", err=True)
         raise typer.Exit(1) from None
     done = database(config, migrate_schema=True).run_sync(
-        catalogue_store.import_products(client, products, actor, replace=replace)
+        operator_actions.import_products(cli_actor(actor), client, products, replace=replace)
     )
     typer.echo(
         f"{client}: {done['added']} added, {done['changed']} changed, {done['removed']} removed; "
@@ -150,9 +153,10 @@ def catalogue_remove(
     actor: Annotated[str, typer.Option(help="Who makes the change.")] = "cli",
     config: ConfigOption = None,
 ) -> None:
-    from xhuma.vouchers import catalogue_store
 
-    if not database(config, migrate_schema=True).run_sync(catalogue_store.remove_product(client, product_code, actor)):
+    if not database(config, migrate_schema=True).run_sync(
+        operator_actions.remove_product(cli_actor(actor), client, product_code)
+    ):
         typer.echo(f"{client} has no product {product_code}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{client}: {product_code} removed")

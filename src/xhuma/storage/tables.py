@@ -380,3 +380,18 @@ rejected_messages = Table(
     Column("url", String(500), nullable=True),
     Index(None, "at_us"),
 )
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
