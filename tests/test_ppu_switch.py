@@ -172,10 +172,46 @@ def test_reprint_from_journal_and_upstream(switch: Switch) -> None:
     view = tx(switch, reprint["id"])
     assert legs(view) == [("retail", "request"), ("retail", "response")]  # answered from the journal
 
+    # Without a reference: the client's own newest purchase for the meter, from the journal.
     last = base_message(pos.client_id, meter={"meterId": "TST001"})
     answer = pos.post(f"/tokenReprints/{last['id']}", last)
     assert answer.status_code == 200, answer.text
-    assert ("upstream", "request") in legs(tx(switch, last["id"]))
+    assert answer.json()["tokens"] == bought.json()["tokens"]
+
+
+def test_a_retailer_cannot_reprint_another_retailers_purchase(switch: Switch) -> None:
+    mine, theirs = switch.retailer, switch.other_retailer
+    purchase, bought = mine.purchase("TST003", 10000)
+    assert bought.status_code == 201, bought.text
+    token = bought.json()["tokens"][0]["token"]
+
+    for fields in ({}, {"originalRef": purchase["id"]}):
+        prying = base_message(theirs.client_id, meter={"meterId": "TST003"}, **fields)
+        answer = theirs.post(f"/tokenReprints/{prying['id']}", prying)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["errorType"] == "UNABLE_TO_LOCATE_RECORD"
+        assert "tokens" not in answer.json() and "customer" not in answer.json()
+        assert token not in answer.text
+    # Nothing was asked upstream on the other retailer's behalf.
+    refused = [json.loads(line) for line in switch.cli("tx", "rejected", "--json", "--limit", "50").stdout.splitlines()]
+    assert any(r["operation"] == "requestTokenReprint" and r["client_id"] == theirs.client_id for r in refused)
+
+
+def test_a_reprint_of_a_purchase_still_unknown_asks_its_provider_by_our_id(switch: Switch, simulator: Server) -> None:
+    pos = switch.retailer
+    purchase, answer = pos.purchase("TST011", 10000)
+    assert answer.status_code == 504
+    upstream_id = tx(switch, purchase["id"])["transaction"]["id"]
+    reprint = base_message(pos.client_id, meter={"meterId": "TST011"}, originalRef=purchase["id"])
+    answer = pos.post(f"/tokenReprints/{reprint['id']}", reprint)
+
+    assert answer.status_code == 200, answer.text
+    (sale,) = [p for p in ledger(simulator)["purchases"] if p["id"] == upstream_id]
+    assert [t["token"] for t in answer.json()["tokens"]] == sale["tokens"]
+    sent = [m for m in tx(switch, reprint["id"])["messages"] if (m["leg"], m["direction"]) == ("upstream", "request")]
+    # Store-and-forward may have retrieved the purchase first (then the journal answers);
+    # if the provider was asked, it was asked for our id, the only one it knows.
+    assert all(json.loads(m["body"])["originalRef"] == upstream_id for m in sent)
 
 
 def test_trial_key_change_and_fault_report(switch: Switch) -> None:

@@ -76,6 +76,11 @@ class State(StrEnum):
 
 IN_FLIGHT = frozenset({State.RECEIVED, State.SENT_UPSTREAM, State.UNKNOWN})
 FINAL = frozenset({State.DECLINED, State.CONFIRMED, State.REVERSED})
+TOKEN_KNOWN = frozenset({State.APPROVED, State.CONFIRMED})
+"""A purchase whose tokens the journal holds: a reprint of it is answered from the journal."""
+REPRINTABLE = TOKEN_KNOWN | {State.SENT_UPSTREAM, State.UNKNOWN}
+"""A purchase that sold a token or may have: only its provider can reprint one not yet known.
+A declined or reversed purchase (or one never sent) has no token to reprint."""
 
 
 def after_outcome(state: State, outcome: Outcome) -> State:

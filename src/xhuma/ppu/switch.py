@@ -17,7 +17,7 @@ import msgspec
 from sqlalchemy import Connection
 
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import Kind, State
+from xhuma.domain.transactions import REPRINTABLE, TOKEN_KNOWN, Kind, State
 from xhuma.echo import echo, restamp
 from xhuma.engine.flow import RETAIL, Institution, Reply, rfc3339_now, sent
 from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
@@ -312,11 +312,19 @@ class PpuSwitch(Interface):
         )
 
     async def _reprint(self, client_id: str, message: Any, received: Message) -> Reply:
+        """A reprint of the client's own purchase only (the one it names, or its newest for the
+        meter): never another retailer's, whose token and customer it must not see. Upstream,
+        every purchase is ours, so a provider asked blindly would reprint anyone's."""
         operation = ops.REPRINT
-        original = None
+        meter_id = message.meter.meter_id
         if message.original_ref:
             original = await self.journal.find(client_id, Kind.PURCHASE, message.original_ref)
-        if original is not None and original["state"] in (State.APPROVED, State.CONFIRMED):
+        else:
+            original = await self.journal.last_purchase(client_id, meter_id)
+        if original is None or original["meter_id"] != meter_id or original["state"] not in REPRINTABLE:
+            reply = error_reply(404, "UNABLE_TO_LOCATE_RECORD", "No token to reprint", operation, message.id)
+            return await self.refuse(received, client_id, message.id, reply, "no purchase of this client to reprint")
+        if original["state"] in TOKEN_KNOWN:
             tx = NewTransaction(
                 id=str(uuid.uuid4()),
                 client_id=client_id,
@@ -330,10 +338,15 @@ class PpuSwitch(Interface):
                 reply = error_reply(400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id)
                 return await self.refuse(received, client_id, message.id, reply, "retail id taken")
             return await self.engine.answer_from_journal(operation, tx.id, original, message, received)
-        adapter = self.router.by_name(original["provider"]) if original else None
-        if adapter is not None and not adapter.config.supports("reprint"):
-            adapter = None
-        return await self._forward(operation, client_id, message, received, adapter=adapter)
+        adapter = self.router.by_name(original["provider"]) if original["provider"] else None
+        if adapter is None or not adapter.config.supports("reprint"):
+            reply = error_reply(501, "FUNCTION_NOT_SUPPORTED", "The provider cannot reprint", operation, message.id)
+            return await self.refuse(
+                received, client_id, message.id, reply, f"provider {original['provider']} cannot reprint"
+            )
+        # The provider knows the purchase by our upstream id, not by the retailer's.
+        upstream = msgspec.structs.replace(message, original_ref=original["id"])
+        return await self._forward(operation, client_id, upstream, received, adapter=adapter)
 
     # --- advices ----------------------------------------------------------------------------
 

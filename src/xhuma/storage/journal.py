@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.domain.outcomes import Outcome
-from xhuma.domain.transactions import IN_FLIGHT, Kind, State, after_advice, after_outcome
+from xhuma.domain.transactions import IN_FLIGHT, REPRINTABLE, Kind, State, after_advice, after_outcome
 from xhuma.storage.db import Database, now_us
 from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, rejected_messages, transactions
@@ -292,15 +292,19 @@ def find(client_id: str, kind: Kind, retail_id: str) -> Callable[[Connection], d
     return op
 
 
-def last_approved_purchase(client_id: str, meter_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+def last_purchase(client_id: str, meter_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    """The client's newest purchase for the meter that sold (or may have sold) a token: what a
+    reprint without a reference means. Only the client's own: never another retailer's."""
+
     def op(conn: Connection) -> dict[str, Any] | None:
         row = conn.execute(
             select(transactions)
             .where(
                 transactions.c.client_id == client_id,
+                transactions.c.id_space == REQUEST_SPACE,
                 transactions.c.meter_id == meter_id,
                 transactions.c.kind == Kind.PURCHASE,
-                transactions.c.state.in_([State.APPROVED, State.CONFIRMED]),
+                transactions.c.state.in_(sorted(REPRINTABLE)),
             )
             .order_by(transactions.c.created_us.desc())
             .limit(1)
@@ -542,8 +546,8 @@ class Journal:
     async def find(self, client_id: str, kind: Kind, retail_id: str) -> dict[str, Any] | None:
         return await self.db.run(find(client_id, kind, retail_id))
 
-    async def last_approved_purchase(self, client_id: str, meter_id: str) -> dict[str, Any] | None:
-        return await self.db.run(last_approved_purchase(client_id, meter_id))
+    async def last_purchase(self, client_id: str, meter_id: str) -> dict[str, Any] | None:
+        return await self.db.run(last_purchase(client_id, meter_id))
 
     async def accept_advice(self, *args: Any) -> tuple[AdviceResult, dict[str, Any] | None]:
         return await self.db.run(accept_advice(*args))
