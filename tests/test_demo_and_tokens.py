@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support import free_port, process_env
-from xhuma.simulators.tokens import make_token, verify_token
+from xhuma.simulators.tokens import MeterTokenIssuer, make_token, token_identifier, verify_token
 
 
 def test_demo_runs_a_purchase_through_the_switch_and_prints_the_slip(tmp_path: Path) -> None:
@@ -59,3 +59,15 @@ def test_any_single_bit_error_is_detected(seed: int, bit: int) -> None:
     token = make_token(12.5, random.Random(seed))
     corrupted = f"{int(token) ^ (1 << bit):020d}"
     assert not verify_token(corrupted)
+
+
+@given(st.integers(min_value=0, max_value=2**24 - 1), st.integers(min_value=0, max_value=2**32))
+def test_a_token_carries_the_identifier_it_was_made_with(tid: int, seed: int) -> None:
+    assert token_identifier(make_token(5.0, random.Random(seed), tid=tid)) == tid
+
+
+def test_one_meter_gets_strictly_increasing_identifiers_and_other_meters_their_own() -> None:
+    issuer, rng = MeterTokenIssuer(), random.Random(1)
+    first = [token_identifier(issuer.issue("M1", 1.0, rng)) for _ in range(50)]
+    assert first == sorted(set(first)) and len(first) == 50
+    assert token_identifier(issuer.issue("M2", 1.0, rng)) < first[-1]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.conftest import Switch
 from tests.support import Server, base_message, new_id
+from xhuma.simulators.tokens import token_identifier, verify_token
 
 ECHOED = ("id", "time", "originator", "client")
 
@@ -353,3 +355,14 @@ def test_tx_list_filters(switch: Switch) -> None:
     assert "xhuma -> sim" in text and "retailer <- xhuma" in text
     bad = switch.cli("tx", "list", "--since", "not-a-date", check=False)
     assert bad.returncode != 0 and "--since" in bad.stderr + bad.stdout
+
+
+def test_a_hundred_purchases_for_one_meter_at_once_get_tokens_it_would_accept(switch: Switch) -> None:
+    """A meter refuses a token whose identifier (TID) it has seen: every token must carry a new one."""
+    pos = switch.retailer
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: pos.purchase("TST001", 10000)[1], range(100)))
+    assert [a.status_code for a in answers] == [201] * 100, [a.text for a in answers if a.status_code != 201][:1]
+    tokens = [t["token"] for a in answers for t in a.json()["tokens"] if t["tokenType"] == "STD"]
+    assert len(tokens) == 100 and all(verify_token(t) for t in tokens)
+    assert len({token_identifier(t) for t in tokens}) == 100

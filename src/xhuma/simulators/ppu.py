@@ -38,7 +38,7 @@ from xhuma.simulators.common import (
     read_json,
     whole,
 )
-from xhuma.simulators.tokens import make_token
+from xhuma.simulators.tokens import MeterTokenIssuer
 
 DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
 FLEET = json.loads((Path(__file__).parent / "data" / "fleet.json").read_text())
@@ -238,6 +238,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
+        self.tokens = MeterTokenIssuer()
         self.ledger = Ledger()
         self._mode_changed = asyncio.Event()
         self._refs = 0
@@ -293,7 +294,7 @@ class Simulator:
             return self._json(201, self._echo(raw, answer))
         if call is KEY_CHANGE:
             self.ledger.key_changes.add(message_id)
-            tokens = [self._token({"tokenType": "KC", "units": 0, "amount": 0}) for _ in range(2)]
+            tokens = [self._token(meter_id, {"tokenType": "KC", "units": 0, "amount": 0}) for _ in range(2)]
             return self._json(201, self._echo(raw, {"meter": _meter_block(meter_id), "tokens": tokens}))
         amount = _amount_of(raw)
         if not meter["min"] <= amount <= meter["max"]:
@@ -380,20 +381,22 @@ class Simulator:
             "taxTotal": _amount(sum(t.get("tax") or 0 for t in templates)),
         }
         if not trial:
-            response["tokens"] = [self._token(t) for t in templates]
+            response["tokens"] = [self._token(meter_id, t) for t in templates]
         for key in ("debtRecoveryCharges", "serviceCharges"):
             if key in meter:
                 response[key] = [self._charge(c) for c in meter[key]]
         return response
 
-    def _token(self, template: dict[str, Any]) -> dict[str, Any]:
+    def _token(self, meter_id: str, template: dict[str, Any]) -> dict[str, Any]:
         token: dict[str, Any] = {
             "tokenType": template["tokenType"],
             "units": template["units"],
             "amount": _amount(template["amount"], template.get("tax"), rate=15.0)
             if "tax" in template
             else {"amount": template["amount"], "currency": CURRENCY},
-            "token": make_token(template["units"], self.rng, subclass=3 if template["tokenType"] == "KC" else 0),
+            "token": self.tokens.issue(
+                meter_id, template["units"], self.rng, subclass=3 if template["tokenType"] == "KC" else 0
+            ),
         }
         for key in ("receiptNum", "tariffCalc"):
             if key in template:
