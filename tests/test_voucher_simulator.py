@@ -316,7 +316,7 @@ def test_data_is_partitioned_per_user(full: Provider, servers: dict[str, Server]
             "/vouchers",
             lambda m: m.update(id="not-a-uuid"),
             "id",
-            "id: UUID must conform to the format 8-4-4-4-12 hexadecimal values",
+            "UUID must conform to the format 8-4-4-4-12 hexadecimal values",
         ),
         ("/vouchers", lambda m: m.pop("product"), "product.productId", "product.productId may not be null"),
         ("/redemptions", lambda m: m.pop("voucher"), "voucher", "voucher may not be null"),

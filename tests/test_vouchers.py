@@ -361,6 +361,14 @@ def test_malformed_provisions_name_the_field(rig: VoucherRig, mutate: Any, field
     assert field in [e["field"] for e in answer.json()["detailMessage"]["formatErrors"]]
 
 
+def test_a_malformed_uuid_is_worded_as_the_interface_words_it(rig: VoucherRig) -> None:
+    message = rig.channel.request(product={"productId": "GIFT-100"}, id="not-a-uuid")
+    answer = rig.channel.http.post("/vouchers", json=message)
+    (error,) = answer.json()["detailMessage"]["formatErrors"]
+    assert error["field"] == "id"
+    assert error["msg"] == "UUID must conform to the format 8-4-4-4-12 hexadecimal values"
+
+
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [prefix] if prefix else []
     if isinstance(value, dict):

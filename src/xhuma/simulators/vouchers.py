@@ -676,7 +676,7 @@ def _wording(problem: Problem) -> str:
     if problem.what == "unknown":
         return f"Unrecognized field '{where}'"
     if problem.what == "not a uuid":
-        return f"{where}: UUID must conform to the format 8-4-4-4-12 hexadecimal values"
+        return "UUID must conform to the format 8-4-4-4-12 hexadecimal values"
     return f"{where}: {problem.what}"
 
 

@@ -44,7 +44,7 @@ def _wording(error: FieldError) -> str:
     if error.error == "is not a known field":
         return f"Unrecognized field '{error.field}'"
     if "regex" in error.error and "[0-9a-fA-F]{8}" in error.error:
-        return f"{error.field}: UUID must conform to the format 8-4-4-4-12 hexadecimal values"
+        return "UUID must conform to the format 8-4-4-4-12 hexadecimal values"
     return f"{error.field}: {error.error}"
 
 
