@@ -1,22 +1,99 @@
 """Configuration: a TOML file (`--config` or `XHUMA_CONFIG`) plus `XHUMA_DATABASE_URL`.
 
-Secrets such as provider passwords may be given as `password_env = "NAME"` so that the file
-itself holds none."""
+The file is checked whole against the structs below before anything starts: an unknown key (a
+misspelling), a value of the wrong type or out of range, a duplicate provider name or a
+`base_url` that is not a URL is one line naming the file, the key and the reason. Secrets such
+as provider passwords may be given as `password_env = "NAME"` so that the file holds none."""
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta
 
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
 from xhuma.saf.worker import SafSettings
 from xhuma.storage.db import database_url
 
 DEFAULT_PROVIDER = ProviderConfig(name="sim", base_url="http://127.0.0.1:8090")
+
+Seconds = Annotated[float, Meta(gt=0)]
+SecondsOrOff = Annotated[float, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=1)]
+PROVIDER_KINDS = ("ppu_v3", "suv_v1")
+Window = Annotated[str, Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="HH:MM-HH:MM, UTC")]
+TimeOfDay = Annotated[str, Meta(pattern=r"^\d{2}:\d{2}(:\d{2})?$", description="HH:MM, UTC")]
+
+
+class _Switch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    database_url: str | None = None
+    institution_id: Annotated[str, Meta(min_length=1)] = "xhuma"
+    institution_name: Annotated[str, Meta(min_length=1)] = "xhuma switch"
+    max_body_bytes: Count = 64 * 1024
+    credential_cache_seconds: SecondsOrOff = 30.0
+    recovery_interval_seconds: Seconds = 5.0
+    broadcast_timeout_seconds: Seconds = 10.0
+    health_check_seconds: SecondsOrOff = 10.0
+    routing_refresh_days: SecondsOrOff = 30.0
+
+
+class _Provider(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Annotated[str, Meta(min_length=1)]
+    base_url: str
+    kind: str = "ppu_v3"
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    connect_timeout: Seconds = 5.0
+    read_timeout: Seconds = 60.0
+    max_connections: Count = 256
+    capabilities: list[str] | None = None
+    weight: Annotated[float, Meta(ge=0)] = 1.0
+    health_url: str | None = None
+
+
+class _Saf(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    in_server: bool = True
+    concurrency: Count = 64
+    base_delay_seconds: Seconds = 0.5
+    max_delay_seconds: Seconds = 60.0
+    max_age_seconds: Seconds = 24 * 3600.0
+    lease_seconds: Seconds = 90.0
+    poll_seconds: Seconds = 0.2
+    ordered_queues: list[str] = []
+    windows: dict[str, Window] = {}
+
+
+class _Eft(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    bank_url: str | None = None
+    bank_username: str | None = None
+    bank_password: str | None = None
+    bank_password_env: str | None = None
+    bank_member_id: str = "000000"
+    debit_release: TimeOfDay = "08:00"
+    release_seconds: Seconds = 2.0
+    window_seconds: Seconds = 86400.0
+    read_timeout: Seconds = 10.0
+    inbox: str | None = None
+    outbox: str | None = None
+    output_seconds: Seconds = 300.0
+    sender_code: Annotated[int, Meta(ge=0, le=99999)] = 45001
+    clearing_code: Annotated[int, Meta(ge=0, le=99999)] = 9000
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    switch: _Switch = _Switch()
+    providers: list[_Provider] = []
+    saf: _Saf = _Saf()
+    eft: _Eft = _Eft()
 
 
 @dataclass(frozen=True)
@@ -78,7 +155,7 @@ class Settings:
 
 
 class ConfigError(ValueError):
-    pass
+    """One line: the file, the key and the reason."""
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -87,24 +164,30 @@ def load_settings(path: str | Path | None = None) -> Settings:
         return Settings(database_url=database_url())
     try:
         data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    switch = data.get("switch", {})
-    providers = tuple(_provider(p, i, path) for i, p in enumerate(data.get("providers", [])))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        file = msgspec.convert(data, _File)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_key_and_reason(str(exc))}") from None
+    _check(file, path)
+    switch = file.switch
     settings = Settings(
-        database_url=os.environ.get("XHUMA_DATABASE_URL") or switch.get("database_url") or database_url(),
-        providers=providers,  # a file names its providers; none named is none (an EFT-only node)
-        institution_id=str(switch.get("institution_id", "xhuma")),
-        institution_name=str(switch.get("institution_name", "xhuma switch")),
-        max_body_bytes=int(switch.get("max_body_bytes", 64 * 1024)),
-        credential_cache_seconds=float(switch.get("credential_cache_seconds", 30.0)),
-        saf=_saf(data.get("saf", {}), path),
-        serve_runs_worker=bool(data.get("saf", {}).get("in_server", True)),
-        recovery_interval_seconds=float(switch.get("recovery_interval_seconds", 5.0)),
-        broadcast_timeout_seconds=float(switch.get("broadcast_timeout_seconds", 10.0)),
-        health_check_seconds=float(switch.get("health_check_seconds", 10.0)),
-        routing_refresh_days=float(switch.get("routing_refresh_days", 30.0)),
-        eft=_eft(data.get("eft", {}), path),
+        database_url=os.environ.get("XHUMA_DATABASE_URL") or switch.database_url or database_url(),
+        providers=tuple(_provider(p) for p in file.providers),  # none named is none (an EFT-only node)
+        institution_id=switch.institution_id,
+        institution_name=switch.institution_name,
+        max_body_bytes=switch.max_body_bytes,
+        credential_cache_seconds=switch.credential_cache_seconds,
+        saf=_saf(file.saf),
+        serve_runs_worker=file.saf.in_server,
+        recovery_interval_seconds=switch.recovery_interval_seconds,
+        broadcast_timeout_seconds=switch.broadcast_timeout_seconds,
+        health_check_seconds=switch.health_check_seconds,
+        routing_refresh_days=switch.routing_refresh_days,
+        eft=_eft(file.eft),
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)
@@ -116,75 +199,114 @@ def load_settings(path: str | Path | None = None) -> Settings:
     return settings
 
 
-def _saf(raw: dict[str, Any], path: str | Path) -> SafSettings:
-    windows = {}
-    for queue, span in raw.get("windows", {}).items():
-        try:
-            start, end = (time.fromisoformat(part.strip()) for part in str(span).split("-"))
-        except ValueError:
-            raise ConfigError(f"{path}: saf.windows.{queue}: expected HH:MM-HH:MM, got {span!r}") from None
-        windows[str(queue)] = (start, end)
-    defaults = SafSettings()
-    return SafSettings(
-        concurrency=int(raw.get("concurrency", defaults.concurrency)),
-        base_delay_seconds=float(raw.get("base_delay_seconds", defaults.base_delay_seconds)),
-        max_delay_seconds=float(raw.get("max_delay_seconds", defaults.max_delay_seconds)),
-        max_age_seconds=float(raw.get("max_age_seconds", defaults.max_age_seconds)),
-        lease_seconds=float(raw.get("lease_seconds", defaults.lease_seconds)),
-        poll_seconds=float(raw.get("poll_seconds", defaults.poll_seconds)),
-        ordered_queues=frozenset(raw.get("ordered_queues", ())),
-        windows=windows,
-    )
-
-
-def _eft(raw: dict[str, Any], path: str | Path) -> EftSettings:
-    password = raw.get("bank_password")
-    if "bank_password_env" in raw:
-        password = os.environ.get(str(raw["bank_password_env"]))
-    try:
-        release = time.fromisoformat(str(raw.get("debit_release", "08:00")))
-    except ValueError:
-        raise ConfigError(f"{path}: eft.debit_release: expected HH:MM, got {raw.get('debit_release')!r}") from None
-    return EftSettings(
-        bank_url=raw.get("bank_url"),
-        bank_username=raw.get("bank_username"),
-        bank_password=password,
-        bank_member_id=str(raw.get("bank_member_id", "000000")),
-        debit_release=release,
-        release_seconds=float(raw.get("release_seconds", 2.0)),
-        window_seconds=float(raw.get("window_seconds", 86400.0)),
-        read_timeout=float(raw.get("read_timeout", 10.0)),
-        inbox=Path(str(raw["inbox"])) if raw.get("inbox") else None,
-        outbox=Path(str(raw["outbox"])) if raw.get("outbox") else None,
-        output_seconds=float(raw.get("output_seconds", 300.0)),
-        sender_code=int(raw.get("sender_code", 45001)),
-        clearing_code=int(raw.get("clearing_code", 9000)),
-    )
-
-
-def _provider(raw: dict[str, Any], index: int, path: str | Path) -> ProviderConfig:
-    where = f"{path}: providers[{index}]"
-    try:
-        name, base_url = str(raw["name"]), str(raw["base_url"])
-    except KeyError as exc:
-        raise ConfigError(f"{where}.{exc.args[0]} is required") from None
-    password = raw.get("password")
-    if "password_env" in raw:
-        password = os.environ.get(str(raw["password_env"]))
-    capabilities = frozenset(raw.get("capabilities", CAPABILITIES))
-    unknown = capabilities - CAPABILITIES
+def _key_and_reason(message: str) -> str:
+    """msgspec's "Expected `float`, got `str` - at `$.providers[0].read_timeout`" as
+    "providers[0].read_timeout: expected `float`, got `str`"."""
+    reason, _, where = message.rpartition(" - at `$")
+    if not reason:
+        reason, where = message, ""
+    key = where.rstrip("`").lstrip(".")
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", reason)
     if unknown:
-        raise ConfigError(f"{where}.capabilities: unknown {sorted(unknown)}; known {sorted(CAPABILITIES)}")
+        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+        reason = "unknown key"
+    missing = re.fullmatch(r"Object missing required field `(.+)`", reason)
+    if missing:
+        key = f"{key}.{missing.group(1)}" if key else missing.group(1)
+        reason = "is required"
+    reason = reason[:1].lower() + reason[1:]
+    return f"{key}: {reason}" if key else reason
+
+
+def _check(file: _File, path: str | Path) -> None:
+    """What a struct cannot say: names unique, URLs that are URLs, windows that are times."""
+    seen: set[str] = set()
+    for index, provider in enumerate(file.providers):
+        where = f"{path}: providers[{index}]"
+        if provider.name in seen:
+            raise ConfigError(f"{where}.name: a second provider named {provider.name!r}")
+        seen.add(provider.name)
+        if provider.kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{where}.kind: unknown kind {provider.kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+        unknown = sorted(set(provider.capabilities or ()) - CAPABILITIES)
+        if unknown:
+            known = ", ".join(sorted(CAPABILITIES))
+            raise ConfigError(f"{where}.capabilities: unknown {', '.join(unknown)}; known: {known}")
+        for key in ("base_url", "health_url"):
+            value = getattr(provider, key)
+            if value is not None and not _is_http_url(value):
+                raise ConfigError(f"{where}.{key}: {value!r} is not an http:// or https:// URL")
+    if file.eft.bank_url is not None and not _is_http_url(file.eft.bank_url):
+        raise ConfigError(f"{path}: eft.bank_url: {file.eft.bank_url!r} is not an http:// or https:// URL")
+    for queue, span in file.saf.windows.items():
+        try:
+            _window(span)
+        except ValueError:
+            raise ConfigError(f"{path}: saf.windows.{queue}: {span!r} is not a time of day HH:MM-HH:MM") from None
+    try:
+        time.fromisoformat(file.eft.debit_release)
+    except ValueError:
+        raise ConfigError(f"{path}: eft.debit_release: {file.eft.debit_release!r} is not a time of day") from None
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _window(span: str) -> tuple[time, time]:
+    start, end = (time.fromisoformat(part.strip()) for part in span.split("-"))
+    return start, end
+
+
+def _saf(raw: _Saf) -> SafSettings:
+    return SafSettings(
+        concurrency=raw.concurrency,
+        base_delay_seconds=raw.base_delay_seconds,
+        max_delay_seconds=raw.max_delay_seconds,
+        max_age_seconds=raw.max_age_seconds,
+        lease_seconds=raw.lease_seconds,
+        poll_seconds=raw.poll_seconds,
+        ordered_queues=frozenset(raw.ordered_queues),
+        windows={queue: _window(span) for queue, span in raw.windows.items()},
+    )
+
+
+def _eft(raw: _Eft) -> EftSettings:
+    password = os.environ.get(raw.bank_password_env) if raw.bank_password_env else raw.bank_password
+    return EftSettings(
+        bank_url=raw.bank_url,
+        bank_username=raw.bank_username,
+        bank_password=password,
+        bank_member_id=raw.bank_member_id,
+        debit_release=time.fromisoformat(raw.debit_release),
+        release_seconds=raw.release_seconds,
+        window_seconds=raw.window_seconds,
+        read_timeout=raw.read_timeout,
+        inbox=Path(raw.inbox) if raw.inbox else None,
+        outbox=Path(raw.outbox) if raw.outbox else None,
+        output_seconds=raw.output_seconds,
+        sender_code=raw.sender_code,
+        clearing_code=raw.clearing_code,
+    )
+
+
+def _provider(raw: _Provider) -> ProviderConfig:
+    password = os.environ.get(raw.password_env) if raw.password_env else raw.password
     return ProviderConfig(
-        name=name,
-        base_url=base_url,
-        kind=str(raw.get("kind", "ppu_v3")),
-        username=raw.get("username"),
+        name=raw.name,
+        base_url=raw.base_url,
+        kind=raw.kind,
+        username=raw.username,
         password=password,
-        connect_timeout=float(raw.get("connect_timeout", 5.0)),
-        read_timeout=float(raw.get("read_timeout", 60.0)),
-        max_connections=int(raw.get("max_connections", 256)),
-        capabilities=capabilities,
-        weight=float(raw.get("weight", 1.0)),
-        health_url=raw.get("health_url"),
+        connect_timeout=raw.connect_timeout,
+        read_timeout=raw.read_timeout,
+        max_connections=raw.max_connections,
+        capabilities=CAPABILITIES if raw.capabilities is None else frozenset(raw.capabilities),
+        weight=raw.weight,
+        health_url=raw.health_url,
     )

@@ -37,7 +37,8 @@ def settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        typer.echo(f"configuration error: {exc}", err=True)  # one line; nothing has started
+        raise typer.Exit(2) from None
 
 
 def database(config: Path | None, *, migrate_schema: bool = False) -> Database:
