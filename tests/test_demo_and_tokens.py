@@ -33,7 +33,8 @@ def test_demo_runs_a_purchase_through_the_switch_and_prints_the_slip(tmp_path: P
     (grouped,) = re.findall(r"^\s+(\d{4} \d{4} \d{4} \d{4} \d{4})\s*$", result.stdout, re.MULTILINE)
     assert verify_token(grouped.replace(" ", ""))
     assert f"http://127.0.0.1:{port}/openapi.json" in result.stdout
-    assert "voucher issue  HTTP 201" in result.stdout
+    assert "voucher issue  HTTP 201  Gift card R100 (by product)" in result.stdout
+    assert "voucher issue  HTTP 201  R75 voucher (by receiver)" in result.stdout
     assert re.search(r"^voucher\s+\d{16} \(serial VOUCHERS\d{10}\)", result.stdout, re.MULTILINE)
     reference = re.search(r"xhuma tx show (\S+)", result.stdout)
     assert reference is not None

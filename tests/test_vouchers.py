@@ -34,6 +34,10 @@ AIR-10,Airtime R10,airtime,,fixed,1000,,,710,,,vouchr,VCH-AIR-10,2
 )
 
 
+VOUCHR_RECEIVER = "6001"
+"""The receiver institution id that the vouchr provider issues for, when a provision has no product."""
+
+
 class Channel:
     """A point of sale speaking SUV v1 to the switch."""
 
@@ -51,6 +55,19 @@ class Channel:
         body = self.request(product={"productId": product}, **fields)
         if amount is not None:
             body["amounts"] = {"requestAmount": {"amount": amount, "currency": 710}}
+        return body, self.http.post("/vouchers", json=body)
+
+    def provision_by_receiver(
+        self, receiver_id: str | None, amount: int | None = 10000
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """A provision as SUV allows it: no product, the provider named by `receiver`."""
+        body = self.request()
+        if receiver_id is None:
+            body.pop("receiver", None)
+        else:
+            body["receiver"] = {"id": receiver_id, "name": "Vouchr"}
+        if amount is not None:
+            body["amounts"] = {"requestAmount": {"amount": amount, "currency": "710"}}
         return body, self.http.post("/vouchers", json=body)
 
     def advice(self, path: str, request_id: str, **fields: Any) -> tuple[dict[str, Any], httpx.Response]:
@@ -125,7 +142,8 @@ def rig(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vouc
                 '[switch]\ninstitution_id = "xhuma-test"\ninstitution_name = "xhuma under test"\n\n'
                 "[saf]\nbase_delay_seconds = 0.1\nmax_delay_seconds = 0.5\nlease_seconds = 10\n\n"
                 f'[[providers]]\nname = "vouchr"\nkind = "suv_v1"\nbase_url = "{vouchr.url}"\n'
-                'username = "xhuma-test"\npassword = "pw"\nread_timeout = 2\n\n'
+                'username = "xhuma-test"\npassword = "pw"\nread_timeout = 2\n'
+                f'receiver_ids = ["{VOUCHR_RECEIVER}"]\ndefault_product_code = "VCH-STREAM"\n\n'
                 f'[[providers]]\nname = "stellr"\nkind = "suv_v1"\nbase_url = "{stellr.url}"\n'
                 'username = "xhuma-test"\npassword = "pw"\nread_timeout = 2\ncapabilities = []\n\n'
                 f'[[providers]]\nname = "gone"\nkind = "suv_v1"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
@@ -161,6 +179,35 @@ def test_provision_then_confirm_delivers_the_confirmation_to_the_provider(rig: V
     _wait(lambda: _provision_of(rig, code)["state"] == "confirmed_provisioned")
     looked_up = rig.channel.http.get("/vouchers", params={"voucherCode": code})
     assert looked_up.status_code == 200 and looked_up.json()["voucher"]["code"] == code
+
+
+def test_a_provision_without_a_product_is_routed_by_its_receiver(rig: VoucherRig) -> None:
+    request, response = rig.channel.provision_by_receiver(VOUCHR_RECEIVER, 7500)
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["id"] == request["id"] and "product" not in answer
+    provider_side = _provision_of(rig, answer["voucher"]["code"])
+    assert (provider_side["product"], provider_side["amount"]) == ("VCH-STREAM", 7500)
+    assert rig.channel.confirm(request["id"]).status_code == 202
+    looked_up = rig.channel.http.get("/vouchers", params={"provisionRequestId": request["id"]}).json()
+    assert looked_up["voucher"]["code"] == answer["voucher"]["code"] and "product" not in looked_up
+    assert looked_up["amounts"]["approvedAmount"]["amount"] == 7500
+    retried = rig.channel.http.post(f"/vouchers/{request['id']}/retry", json=request)
+    assert retried.status_code == 201 and retried.json()["voucher"]["code"] == answer["voucher"]["code"]
+
+
+def test_a_receiver_that_maps_to_no_provider_is_refused_naming_receiver_id(rig: VoucherRig) -> None:
+    issued = rig.ledger(rig.vouchr)["issued"]
+    _, unknown = rig.channel.provision_by_receiver("9999")
+    assert (unknown.status_code, unknown.json()["errorType"]) == (404, "TRANSACTION_DECLINED")
+    assert unknown.json()["detailMessage"]["field"] == "receiver.id"
+    assert unknown.json()["detailMessage"]["receiverId"] == "9999"
+    _, no_receiver = rig.channel.provision_by_receiver(None)
+    assert no_receiver.status_code == 400
+    assert [e["field"] for e in no_receiver.json()["detailMessage"]["formatErrors"]] == ["receiver.id"]
+    _, no_amount = rig.channel.provision_by_receiver(VOUCHR_RECEIVER, None)
+    assert [e["field"] for e in no_amount.json()["detailMessage"]["formatErrors"]] == ["amounts.requestAmount"]
+    assert rig.ledger(rig.vouchr)["issued"] == issued
 
 
 def test_a_provider_that_cannot_be_reached_falls_back_to_the_next_mapping(rig: VoucherRig) -> None:
@@ -216,9 +263,17 @@ def test_error_matrix_for_provisions(rig: VoucherRig) -> None:
     assert wrong.json()["id"] == stranger["id"] and "originalId" not in wrong.json()
 
 
-def test_redemption_and_refund_life_cycles(rig: VoucherRig) -> None:
+PROVISIONED_BY = {
+    "product": lambda channel: channel.provision("GIFT-100"),
+    "receiver": lambda channel: channel.provision_by_receiver(VOUCHR_RECEIVER),
+}
+
+
+@pytest.mark.parametrize("routed_by", sorted(PROVISIONED_BY))
+def test_redemption_and_refund_life_cycles(rig: VoucherRig, routed_by: str) -> None:
     channel = rig.channel
-    request, response = channel.provision("GIFT-100")
+    request, response = PROVISIONED_BY[routed_by](channel)
+    assert response.status_code == 201, response.text
     code = response.json()["voucher"]["code"]
     _, early = channel.redeem(code)
     assert (early.status_code, early.json()["errorType"]) == (400, "VOUCHER_NOT_REDEEMABLE")
@@ -350,7 +405,7 @@ def test_products_lookup_revalidates_with_etag(rig: VoucherRig, tmp_path: Path) 
             "thirdPartyIdentifiers[0].transactionIdentifier",
         ),
         (lambda m: m.update(id="not-a-uuid"), "id"),
-        (lambda m: m.pop("product"), "product.productId"),
+        (lambda m: m.pop("product") and m.pop("receiver", None), "receiver.id"),
     ],
 )
 def test_malformed_provisions_name_the_field(rig: VoucherRig, mutate: Any, field: str) -> None:

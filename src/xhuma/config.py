@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta
 
+from xhuma.providers import VOUCHER_KINDS
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
 from xhuma.saf.worker import SafSettings
 from xhuma.storage.db import database_url
@@ -58,6 +59,8 @@ class _Provider(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     capabilities: list[str] | None = None
     weight: Annotated[float, Meta(ge=0)] = 1.0
     health_url: str | None = None
+    receiver_ids: list[Annotated[str, Meta(min_length=1, max_length=40)]] = []
+    default_product_code: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
 
 
 class _Saf(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -228,6 +231,9 @@ def _check(file: _File, path: str | Path) -> None:
         seen.add(provider.name)
         if provider.kind not in PROVIDER_KINDS:
             raise ConfigError(f"{where}.kind: unknown kind {provider.kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+        if provider.kind not in VOUCHER_KINDS and (provider.receiver_ids or provider.default_product_code):
+            key = "receiver_ids" if provider.receiver_ids else "default_product_code"
+            raise ConfigError(f'{where}.{key}: only a voucher provider (kind = "suv_v1") has receivers')
         unknown = sorted(set(provider.capabilities or ()) - CAPABILITIES)
         if unknown:
             known = ", ".join(sorted(CAPABILITIES))
@@ -309,4 +315,6 @@ def _provider(raw: _Provider) -> ProviderConfig:
         capabilities=CAPABILITIES if raw.capabilities is None else frozenset(raw.capabilities),
         weight=raw.weight,
         health_url=raw.health_url,
+        receiver_ids=tuple(raw.receiver_ids),
+        default_product_code=raw.default_product_code,
     )

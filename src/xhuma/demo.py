@@ -85,32 +85,53 @@ def till_slip(purchase: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _issue_voucher(port: int) -> int:
-    """Issue a gift voucher from the sample catalogue and confirm it, as a digital channel would."""
-    base = f"http://127.0.0.1:{port}/suv/v1"
-    provision = {
-        **retail_message(DEMO_CLIENT, client_name="Demo Retailer"),
-        "thirdPartyIdentifiers": [{"institutionId": DEMO_CLIENT, "transactionIdentifier": "DEMO-1"}],
-        "product": {"productId": "GIFT-100"},
-    }
-    status, issued = _post(f"{base}/vouchers", provision)
-    print(f"voucher issue  HTTP {status}")
-    if status != 201:
-        print(json.dumps(issued, indent=2))
-        return 1
-    confirmation = {
+DEMO_RECEIVER = "6001"
+"""The voucher provider's receiver institution id: a provision without a product names it."""
+VOUCHER_PROVISIONS = (
+    ("Gift card R100 (by product)", {"product": {"productId": "GIFT-100"}}),
+    (
+        "R75 voucher (by receiver)",
+        {
+            "receiver": {"id": DEMO_RECEIVER, "name": "Demo Vouchers"},
+            "amounts": {"requestAmount": {"amount": 7500, "currency": "710"}},
+        },
+    ),
+)
+
+
+def _cash_confirmation(request_id: str, identifiers: list[Any], amount: int) -> dict[str, Any]:
+    """The confirmation advice a till sends once the customer has paid in cash."""
+    return {
         "id": str(uuid.uuid4()),
-        "requestId": provision["id"],
-        "time": provision["time"],
-        "thirdPartyIdentifiers": issued["thirdPartyIdentifiers"],
-        "tenders": [{"tenderType": "CASH", "amount": {"amount": 10000, "currency": "710"}}],
+        "requestId": request_id,
+        "time": _base_message()["time"],
+        "thirdPartyIdentifiers": identifiers,
+        "tenders": [{"tenderType": "CASH", "amount": {"amount": amount, "currency": "710"}}],
     }
-    status, _ = _post(f"{base}/vouchers/confirmations", confirmation)
-    print(f"confirmation   HTTP {status}")
-    voucher = issued["voucher"]
-    print(f"voucher        {voucher['code']} (serial {voucher.get('serialNumber', '-')}), Gift card R100")
-    for line in voucher.get("redeemInstructions", []):
-        print(f"               {line}")
+
+
+def _issue_vouchers(port: int) -> int:
+    """Issue and confirm a gift voucher from the sample catalogue and one routed by its receiver
+    (no product, as SUV allows), as a digital channel would."""
+    base = f"http://127.0.0.1:{port}/suv/v1"
+    for label, routing in VOUCHER_PROVISIONS:
+        provision = {
+            **retail_message(DEMO_CLIENT, client_name="Demo Retailer"),
+            "thirdPartyIdentifiers": [{"institutionId": DEMO_CLIENT, "transactionIdentifier": "DEMO-1"}],
+            **routing,
+        }
+        status, issued = _post(f"{base}/vouchers", provision)
+        print(f"voucher issue  HTTP {status}  {label}")
+        if status != 201:
+            print(json.dumps(issued, indent=2))
+            return 1
+        confirmation = _cash_confirmation(provision["id"], issued["thirdPartyIdentifiers"], 10000)
+        status, _ = _post(f"{base}/vouchers/confirmations", confirmation)
+        print(f"confirmation   HTTP {status}")
+        voucher = issued["voucher"]
+        print(f"voucher        {voucher['code']} (serial {voucher.get('serialNumber', '-')}), {label}")
+        for line in voucher.get("redeemInstructions", []):
+            print(f"               {line}")
     return 0
 
 
@@ -124,6 +145,7 @@ def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = 
         f"read_timeout = 15\n\n"
         f'[[providers]]\nname = "vouchers"\nkind = "suv_v1"\nbase_url = "http://127.0.0.1:{voucher_port}"\n'
         f'username = "xhuma"\npassword = "demo"\nread_timeout = 15\n'
+        f'receiver_ids = ["{DEMO_RECEIVER}"]\ndefault_product_code = "VCH-STREAM"\n'
     )
     db = Database()
     migrate(db.engine)
@@ -162,19 +184,13 @@ def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = 
         if status != 201:
             print(json.dumps(bought, indent=2))
             return 1
-        confirmation = {
-            "id": str(uuid.uuid4()),
-            "requestId": purchase["id"],
-            "time": _base_message()["time"],
-            "thirdPartyIdentifiers": bought["thirdPartyIdentifiers"],
-            "tenders": [{"tenderType": "CASH", "amount": {"amount": amount, "currency": "710"}}],
-        }
+        confirmation = _cash_confirmation(purchase["id"], bought["thirdPartyIdentifiers"], amount)
         status, _ = _post(f"{base}/tokenPurchases/{purchase['id']}/confirmations/{confirmation['id']}", confirmation)
         print(f"confirmation   HTTP {status}")
         print()
         print(till_slip(bought))
         print()
-        if _issue_voucher(port):
+        if _issue_vouchers(port):
             return 1
         print()
         print(f"switch (retail API)  http://127.0.0.1:{port}/prepaidutility/v3")

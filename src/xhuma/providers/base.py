@@ -43,6 +43,12 @@ class ProviderConfig:
     """Share of traffic among providers with no preference set (relative to the others)."""
     health_url: str | None = None
     """Polled by the active health check (GET; 200 means up), when set."""
+    receiver_ids: tuple[str, ...] = ()
+    """A voucher provider's receiver institution ids: a provision with no product that names
+    one of them as its `receiver` is issued by this provider."""
+    default_product_code: str | None = None
+    """The product code sent to a voucher provider for a provision routed by its receiver
+    (None: the provision goes without a product, as SUV allows)."""
 
     @property
     def deadline_seconds(self) -> float:

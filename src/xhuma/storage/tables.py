@@ -208,9 +208,10 @@ vouchers = Table(
     # Null until the provider has issued it (or while its outcome is unknown).
     Column("code", String(100), nullable=True),
     Column("serial_number", String(100), nullable=True),
-    Column("product_code", String(40), nullable=False),
+    # Both null for a voucher provisioned without a product (routed by its receiver).
+    Column("product_code", String(40), nullable=True),
     Column("provider", String(40), nullable=False),
-    Column("provider_product_code", String(40), nullable=False),
+    Column("provider_product_code", String(40), nullable=True),
     Column("amount", BigInteger, nullable=True),
     Column("currency", String(3), nullable=True),
     # `xhuma.domain.vouchers.VoucherState`; null until issued.

@@ -34,9 +34,10 @@ Op = Callable[[Connection], Any]
 class Issue:
     """What a provision is for, kept on its voucher row from the start."""
 
-    product_code: str
+    product_code: str | None
+    """The client's product; None for a provision routed by its receiver."""
     provider: str
-    provider_product_code: str
+    provider_product_code: str | None
     amount: int | None
     currency: str | None
 
@@ -139,7 +140,7 @@ def undo_take(conn: Connection, tx_id: str) -> None:
     set_voucher_state(conn, voucher_id, UNDO[Kind(kind)])
 
 
-def reroute(tx_id: str, provider: str, provider_code: str, request: str, items: list[Message]) -> Op:
+def reroute(tx_id: str, provider: str, provider_code: str | None, request: str, items: list[Message]) -> Op:
     """Move a provision to the next provider (the last certainly did not act on it), journalled
     with the new request before that request leaves."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -39,6 +40,18 @@ _decode = msgspec.json.Decoder().decode
 
 QUEUE_PREFIX = "suv:"
 PASSED_THROUGH = frozenset({400, 404})
+
+
+Routed = tuple[list[tuple[SuvV1Adapter, str | None]], int | None, str | None]
+"""A provision's providers in turn (each with its product code), its amount and currency."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A provision refused before it is journalled: the reply, and the reason kept with it."""
+
+    reply: Reply
+    reason: str
 
 
 class VoucherSwitch(Interface):
@@ -79,44 +92,14 @@ class VoucherSwitch(Interface):
     ) -> Reply:
         operation = ops.PROVISION
         product_id = message.product.product_id if message.product else None
-        if not product_id:
-            errors = [FieldError(field="product.productId", error="is required")]
-            return await self._refuse(
-                received, client_id, retail_id, format_error(errors, message.id), field_reasons(errors)
-            )
-        route = await self.journal.db.run(catalogue_store.route(client_id, product_id))
-        if route is None:
-            reason = "not in this client's catalogue, or not valid today"
-            reply = error_reply(
-                404,
-                "TRANSACTION_DECLINED",
-                "Unknown product",
-                message.id,
-                detail={"productId": product_id, "reason": reason},
-            )
-            return await self._refuse(received, client_id, retail_id, reply, f"product {product_id}: {reason}")
-        product, mappings = route
-        amount, problem = _amount_for(product, message)
-        if problem:
-            reply = error_reply(404, "TRANSACTION_DECLINED", "Amount not allowed", message.id, detail=problem)
-            reason = f"field {problem['field']}: {problem['reason']}"
-            return await self._refuse(received, client_id, retail_id, reply, reason)
-        candidates = [(self.adapters[p], code) for p, code in mappings if p in self.adapters]
-        if not candidates:
-            reply = error_reply(
-                503,
-                "UPSTREAM_UNAVAILABLE",
-                "No provider",
-                message.id,
-                detail={"productId": product_id, "reason": "no configured provider issues it"},
-            )
-            reason = f"product {product_id}: no configured provider issues it"
-            return await self._refuse(received, client_id, retail_id, reply, reason)
+        routed = await (self._by_product(product_id, client_id, message) if product_id else self._by_receiver(message))
+        if isinstance(routed, Refused):
+            return await self._refuse(received, client_id, retail_id, routed.reply, routed.reason)
+        candidates, amount, currency = routed
         tx_id = str(uuid.uuid4())
         adapter, provider_code = candidates[0]
         upstream = self._upstream_message(message, tx_id, provider_code, amount)
         call = adapter.prepare(operation, upstream)
-        currency = wire.currency_code(product.currency) if amount is not None else None
         tx = NewTransaction(
             id=tx_id,
             client_id=client_id,
@@ -128,7 +111,7 @@ class VoucherSwitch(Interface):
             provider=adapter.name,
             upstream_request=call.body.decode(),
         )
-        issue = store.Issue(product_id, adapter.name, provider_code, amount, currency)
+        issue = store.Issue(product_id or None, adapter.name, provider_code, amount, currency)
         opened = await self.journal.db.run(store.open_request(tx, received, sent(call, adapter), issue))
         if opened is None:
             return await self._refuse(
@@ -137,7 +120,7 @@ class VoucherSwitch(Interface):
         if opened:
             return await self._refused_early(tx_id, message.id, Kind.VOUCHER_PROVISION, opened)
 
-        def candidate(adapter: SuvV1Adapter, provider_code: str) -> Candidate:
+        def candidate(adapter: SuvV1Adapter, provider_code: str | None) -> Candidate:
             def prepare() -> UpstreamCall:
                 return adapter.prepare(operation, self._upstream_message(message, tx_id, provider_code, amount))
 
@@ -147,6 +130,55 @@ class VoucherSwitch(Interface):
             return Candidate(adapter, prepare, reroute)
 
         return await self.engine.send_in_turn(operation, tx_id, message, call, [candidate(*c) for c in candidates])
+
+    async def _by_product(self, product_id: str, client_id: str, message: wire.ProvisionRequest) -> Routed | Refused:
+        """A catalogue product: its providers in rank order, and its amount rules."""
+        route = await self.journal.db.run(catalogue_store.route(client_id, product_id))
+        if route is None:
+            reason = "not in this client's catalogue, or not valid today"
+            detail = {"productId": product_id, "reason": reason}
+            reply = error_reply(404, "TRANSACTION_DECLINED", "Unknown product", message.id, detail=detail)
+            return Refused(reply, f"product {product_id}: {reason}")
+        product, mappings = route
+        amount, problem = _amount_for(product, message)
+        if problem:
+            reply = error_reply(404, "TRANSACTION_DECLINED", "Amount not allowed", message.id, detail=problem)
+            return Refused(reply, f"field {problem['field']}: {problem['reason']}")
+        candidates: list[tuple[SuvV1Adapter, str | None]] = [
+            (self.adapters[p], code) for p, code in mappings if p in self.adapters
+        ]
+        if not candidates:
+            reason = "no configured provider issues it"
+            detail = {"productId": product_id, "reason": reason}
+            reply = error_reply(503, "UPSTREAM_UNAVAILABLE", "No provider", message.id, detail=detail)
+            return Refused(reply, f"product {product_id}: {reason}")
+        currency = wire.currency_code(product.currency) if amount is not None else None
+        return candidates, amount, currency
+
+    async def _by_receiver(self, message: wire.ProvisionRequest) -> Routed | Refused:
+        """No product (SUV allows it): the receiver institution names the provider, and the
+        requested amount is the voucher's value; the provider judges it."""
+        receiver_id = message.receiver.id if message.receiver else None
+        requested = message.amounts.request_amount if message.amounts else None
+        missing = [
+            FieldError(field=field, error="is required when the provision has no product")
+            for field, value in (("receiver.id", receiver_id), ("amounts.requestAmount", requested))
+            if value is None
+        ]
+        if missing:
+            return Refused(format_error(missing, message.id), field_reasons(missing))
+        assert receiver_id is not None and requested is not None
+        candidates: list[tuple[SuvV1Adapter, str | None]] = [
+            (adapter, adapter.config.default_product_code)
+            for adapter in self.adapters.values()
+            if receiver_id in adapter.config.receiver_ids
+        ]
+        if not candidates:
+            reason = "no voucher provider is configured for this receiver"
+            detail = {"field": "receiver.id", "receiverId": receiver_id, "reason": reason}
+            reply = error_reply(404, "TRANSACTION_DECLINED", "Unknown receiver", message.id, detail=detail)
+            return Refused(reply, f"field receiver.id: {receiver_id}: {reason}")
+        return candidates, requested.amount, wire.currency_code(requested.currency)
 
     async def _retry(
         self, client_id: str, provision_id: str, message: wire.ProvisionRequest, received: Message
@@ -401,7 +433,8 @@ class VoucherSwitch(Interface):
             key: issued[key] for key in ("settlementEntity", "receiver", "thirdPartyIdentifiers") if key in issued
         }
         body["voucher"] = {**issued.get("voucher", {}), "code": voucher["code"]}
-        body["product"] = {"productId": voucher["product_code"]}
+        if voucher["product_code"] is not None:
+            body["product"] = {"productId": voucher["product_code"]}
         if voucher["amount"] is not None:
             body["amounts"] = {"approvedAmount": {"amount": voucher["amount"], "currency": voucher["currency"]}}
         return Reply(200, _encode(body))
@@ -444,13 +477,16 @@ class VoucherSwitch(Interface):
         )
         return reply, error_type
 
-    def _upstream_message(self, message: Any, tx_id: str, provider_code: str, amount: int | None) -> dict[str, Any]:
+    def _upstream_message(
+        self, message: Any, tx_id: str, provider_code: str | None, amount: int | None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(message)
         out["id"] = tx_id
         out["time"] = rfc3339_now()
         out["client"] = {"id": self.institution.id, "name": self.institution.name}
         out["thirdPartyIdentifiers"] = [*out["thirdPartyIdentifiers"], self._our_identifier(tx_id)]
-        out["product"] = {**out.get("product", {}), "productId": provider_code}
+        if provider_code is not None:
+            out["product"] = {**out.get("product", {}), "productId": provider_code}
         if amount is not None and isinstance(message, wire.ProvisionRequest):
             amounts = out.setdefault("amounts", {})
             amounts.setdefault("requestAmount", {"amount": amount, "currency": "710"})
