@@ -3,6 +3,7 @@ fallback and capabilities, all over real HTTP between real processes."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -114,3 +115,43 @@ def test_order_rules() -> None:
         ["a", "b", "c", "d"], preferences={"c": 1, "b": 2}, excluded=["d"], weights={}, available=["a", "b"], rng=rng
     )
     assert order == ["b", "a", "c"]  # preferred and up, then the rest up, then the down ones by the same rules
+
+
+def _unseen_meters(prefix: str, count: int) -> list[str]:
+    """Meters of one municipality that nobody has looked up yet (each test has its own database)."""
+    return [f"{prefix}{n:08d}" for n in random.Random(prefix).sample(range(10**8), count)]
+
+
+def test_first_purchases_of_unseen_meters_follow_preferences_and_exclusions(fleet: Fleet) -> None:
+    xhuma("routing", "prefer", CPT_E_NAME, "--providers", "ontec", "--exclude", "ipay", env=fleet.env)
+    meters = _unseen_meters("101", 10)
+    for meter in meters:
+        purchase, answer = fleet.retailer.purchase(meter, 2000)
+        assert answer.status_code == 201, answer.text
+        assert fleet.tx(purchase["id"])["provider"] == "ontec"
+    sold = {p["meterId"] for p in fleet.ledger("ipay")}
+    assert not sold & set(meters)  # excluded: asked about the meter, never sold to
+
+
+def test_first_operations_on_unseen_meters_go_to_a_provider_that_can_do_them(fleet: Fleet) -> None:
+    """ontec is the only Cape Town provider taking fault reports and pricing trials, and not
+    the fastest to answer a lookup."""
+    for meter in _unseen_meters("101", 5):
+        fault = base_message("r1", meter={"meterId": meter}, contactNumber="0820000000", faultType="MeterDead")
+        answer = fleet.retailer.post(f"/faultReports/{fault['id']}", fault)
+        assert answer.status_code == 201, answer.text
+        assert fleet.tx(fault["id"])["provider"] == "ontec"
+    for meter in [f"1019{n:07d}" for n in range(5)]:
+        trial = base_message("r1", meter={"meterId": meter}, purchaseAmount={"amount": 2000, "currency": "710"})
+        answer = fleet.retailer.post(f"/tokenPurchases/{trial['id']}/trial", trial)
+        assert answer.status_code == 200, answer.text
+        assert fleet.tx(trial["id"])["provider"] == "ontec"
+
+
+def test_discovery_lookups_are_journalled_under_our_own_institution(fleet: Fleet) -> None:
+    (meter,) = _unseen_meters("401", 1)
+    purchase, answer = fleet.retailer.purchase(meter, 3000)
+    assert answer.status_code == 201, answer.text
+    listed = xhuma("tx", "list", "--meter", meter, "--json", env=fleet.env).stdout.splitlines()
+    lookups = [row for row in map(json.loads, listed) if row["kind"] == "meter_lookup"]
+    assert lookups and {row["client_id"] for row in lookups} == {"xhuma"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -22,6 +23,7 @@ from xhuma.storage.journal import Message, NewTransaction, write_messages
 
 if TYPE_CHECKING:
     from xhuma.ppu.switch import PpuSwitch
+    from xhuma.routing import Router
 
 OWN_TERMINAL_ID = "ROUTING0"
 OWN_MERCHANT = wire.Merchant(
@@ -30,6 +32,59 @@ OWN_MERCHANT = wire.Merchant(
     merchant_name=wire.MerchantName(name="xhuma routing", city="Cape Town", region="WC", country="ZA"),
 )
 """Who asks, in lookups xhuma makes on its own behalf to learn which provider serves a meter."""
+
+
+Answered = tuple[ProviderAdapter, UpstreamAnswer]
+Answers = list[Answered]
+Chooser = Callable[[Answers, list[ProviderAdapter]], Awaitable[Answered | None]]
+"""Given the answers so far and the providers still awaited, the answer to go with (None: wait
+on). Called with nobody awaited once time is up."""
+
+
+def _serves(answer: UpstreamAnswer) -> bool:
+    return answer.outcome is Outcome.SUCCESSFUL and bool(answer.payload)
+
+
+async def first_supporting(answers: Answers, waiting: list[ProviderAdapter]) -> Answered | None:
+    """A retailer's lookup: the first provider to say it serves the meter."""
+    return next(((a, r) for a, r in answers if _serves(r)), None)
+
+
+async def hear_everyone(answers: Answers, waiting: list[ProviderAdapter]) -> Answered | None:
+    """A refresh: everyone heard out (within the timeout), then the first that serves it."""
+    return None if waiting else await first_supporting(answers, [])
+
+
+class RankedDiscovery:
+    """Chooses as the router would have, had every answer been in: once the first answer names
+    the meter's municipality the order is drawn (`Router.discovery_order`), and the choice is
+    the first provider in it that serves the meter, as soon as every one ahead of it has said
+    it does not (or time is up)."""
+
+    def __init__(self, router: Router, kind: Kind, asked: list[ProviderAdapter]) -> None:
+        self.router = router
+        self.kind = kind
+        self.asked = asked
+        self.order: list[ProviderAdapter] | None = None
+        self.ranked: list[ProviderAdapter] = []
+        """The providers that serve the meter and can do the operation, best first."""
+
+    async def __call__(self, answers: Answers, waiting: list[ProviderAdapter]) -> Answered | None:
+        serving = {a.name: (a, r) for a, r in answers if _serves(r)}
+        if not serving:
+            return None
+        if self.order is None:
+            _, first = next(iter(serving.values()))
+            self.order = await self.router.discovery_order(self.kind, self.asked, utility_name(first))
+        self.ranked = [a for a in self.order if a.name in serving]
+        awaited = {a.name for a in waiting}
+        for adapter in self.order:
+            if adapter.name in serving:
+                return serving[adapter.name]
+            if adapter.name in awaited:
+                return None
+        # Nobody who may do the operation serves the meter: record the lookup by what was said.
+        return None if waiting else next(iter(serving.values()))
 
 
 class BroadcastLookups:
@@ -46,10 +101,10 @@ class BroadcastLookups:
         retail_id: str,
         targets: list[ProviderAdapter],
         *,
-        hear_all: bool = False,
+        choose: Chooser = first_supporting,
     ) -> tuple[Reply, ProviderAdapter | None]:
-        """Ask several providers about a meter at once; answer with the first that serves it,
-        without waiting for slower ones (unless `hear_all`), and never longer than the broadcast
+        """Ask several providers about a meter at once; answer as soon as `choose` picks an
+        answer (by default the first that serves the meter), never longer than the broadcast
         timeout. Every answer, including late ones, goes into the journal and the contract table."""
         operation = ops.METER_LOOKUP
         tx_id = str(uuid.uuid4())
@@ -74,9 +129,9 @@ class BroadcastLookups:
         deadline = loop.time() + self.timeout
         asking = {asyncio.create_task(a.send(calls[a.name])): a for a in targets}
         pending = set(asking)
-        answers: list[tuple[ProviderAdapter, UpstreamAnswer]] = []
-        chosen: tuple[ProviderAdapter, UpstreamAnswer] | None = None
-        while pending and (chosen is None or hear_all):
+        answers: Answers = []
+        chosen: Answered | None = None
+        while pending and chosen is None:
             finished, pending = await asyncio.wait(
                 pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
             )
@@ -84,7 +139,9 @@ class BroadcastLookups:
                 break
             for task in finished:
                 answers.append((asking[task], task.result()))
-            chosen = next(((a, r) for a, r in answers if r.outcome is Outcome.SUCCESSFUL and r.payload), None)
+            chosen = await choose(answers, [asking[t] for t in pending])
+        if chosen is None:
+            chosen = await choose(answers, [])  # time is up: the best of what was heard
         if pending:
             straggler = asyncio.ensure_future(
                 self._hear_out(tx_id, message.meter.meter_id, asking, pending, deadline, calls)
@@ -117,20 +174,31 @@ class BroadcastLookups:
     async def rebroadcast(self, meter_id: str) -> None:
         """Ask every provider about a meter again, on our own behalf (the scheduled refresh, an
         operator's forced re-broadcast), hearing everyone out within the broadcast timeout."""
-        message = wire.MeterLookupRequest(
+        message = self.own_lookup(meter_id)
+        targets = list(self.switch.router.adapters.values())
+        await self.ask(self.switch.institution.id, message, None, message.id, targets, choose=hear_everyone)
+
+    async def discover(self, kind: Kind, meter_id: str, asked: list[ProviderAdapter]) -> list[ProviderAdapter]:
+        """Ask about a meter nobody is known to serve, on our own behalf, before an operation
+        of `kind` on it: the providers that serve it and can do the operation, best first, by
+        the same rules as for a meter already known. Waits only for providers that could still
+        come first (within the broadcast timeout)."""
+        chooser = RankedDiscovery(self.switch.router, kind, asked)
+        message = self.own_lookup(meter_id)
+        await self.ask(self.switch.institution.id, message, None, message.id, asked, choose=chooser)
+        return chooser.ranked
+
+    def own_lookup(self, meter_id: str) -> wire.MeterLookupRequest:
+        """A lookup xhuma makes on its own behalf (journalled under its own institution)."""
+        us = wire.Institution(id=self.switch.institution.id, name=self.switch.institution.name)
+        return wire.MeterLookupRequest(
             id=str(uuid.uuid4()),
             time=rfc3339_now(),
-            originator=wire.Originator(
-                institution=wire.Institution(id=self.switch.institution.id, name=self.switch.institution.name),
-                terminal_id=OWN_TERMINAL_ID,
-                merchant=OWN_MERCHANT,
-            ),
-            client=wire.Institution(id=self.switch.institution.id, name=self.switch.institution.name),
+            originator=wire.Originator(institution=us, terminal_id=OWN_TERMINAL_ID, merchant=OWN_MERCHANT),
+            client=us,
             third_party_identifiers=[],
             meter=wire.Meter(meter_id=meter_id),
         )
-        targets = list(self.switch.router.adapters.values())
-        await self.ask(self.switch.institution.id, message, None, message.id, targets, hear_all=True)
 
     async def _hear_out(
         self,
@@ -165,15 +233,20 @@ class BroadcastLookups:
         learned: list[tuple[str, str, str | None]] = []
         for adapter, answer in answers:
             self.switch.router.availability.observe(adapter.name, healthy(answer))
-            if answer.outcome is Outcome.SUCCESSFUL and answer.payload:
-                utility = answer.payload.get("utility")
-                name = utility.get("name") if isinstance(utility, dict) else None
-                learned.append((adapter.name, contracts.SUPPORTED, name if isinstance(name, str) else None))
+            if _serves(answer):
+                learned.append((adapter.name, contracts.SUPPORTED, utility_name(answer)))
             elif answer.error_type == "UNKNOWN_METER_ID":
                 learned.append((adapter.name, contracts.NOT_SUPPORTED, None))
             else:
                 learned.append((adapter.name, contracts.UNCONFIRMED, None))
         return learned + [(a.name, contracts.UNCONFIRMED, None) for a in unanswered]
+
+
+def utility_name(answer: UpstreamAnswer) -> str | None:
+    """The municipality a lookup answer names (the key of the operator's preferences)."""
+    utility = answer.payload.get("utility") if answer.payload else None
+    name = utility.get("name") if isinstance(utility, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def healthy(answer: UpstreamAnswer) -> bool:

@@ -132,18 +132,12 @@ class PpuSwitch(Interface):
             if targets:
                 reply, _ = await self.lookups.ask(client_id, message, received, retail_id or message.id, targets)
                 return reply
-        elif not plan.ordered and plan.unasked and not plan.known_elsewhere:
-            # Nobody is known to serve this meter yet: ask every provider first (journalled as
-            # a lookup of our own), then route by what they said.
-            discovery = wire.MeterLookupRequest(
-                id=str(uuid.uuid4()),
-                time=message.time,
-                originator=message.originator,
-                client=message.client,
-                third_party_identifiers=message.third_party_identifiers,
-                meter=message.meter,
-            )
-            await self.lookups.ask(client_id, discovery, None, discovery.id, plan.unasked)
+        elif not plan.ordered and plan.unasked:
+            # Nobody known to serve this meter can do this: ask the providers not heard from
+            # (journalled as a lookup of our own) and go by the same rules as for a known meter.
+            found = await self.lookups.discover(operation.kind, meter_id, plan.unasked)
+            if found:
+                return await self._send_in_turn(operation, client_id, message, received, retail_id, found)
             plan = await self.router.plan(operation.kind, meter_id)
         if plan.ordered:
             return await self._send_in_turn(operation, client_id, message, received, retail_id, plan.ordered)

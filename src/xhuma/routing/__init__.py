@@ -137,6 +137,27 @@ class Router:
             known_elsewhere=bool(supported) and not order,
         )
 
+    async def discovery_order(
+        self, kind: Kind, asked: Iterable[ProviderAdapter], municipality: str | None
+    ) -> list[ProviderAdapter]:
+        """The order a first purchase of an unseen meter tries the providers asked about it, drawn
+        once, as soon as the first answer names the municipality: as if every one of them served
+        the meter, by the same rules as `plan` (preferences, exclusions, capability, weights,
+        availability). A provider that then says it does not serve the meter drops out; the
+        relative order of the rest is that of a draw among them alone."""
+        preferences, excluded = await self.db.run(contracts.rules(municipality))
+        capable = {a.name: a for a in self.capable(kind)}
+        names = [a.name for a in asked if a.name in capable]
+        order = order_providers(
+            names,
+            preferences=preferences,
+            excluded=excluded,
+            weights=await self.weights(),
+            available=[p for p in names if self.availability.is_available(p)],
+            rng=self._rng,
+        )
+        return [capable[p] for p in order]
+
     async def check_health(self) -> None:
         adapters = [a for a in self.adapters.values() if a.config.health_url]
         results = await asyncio.gather(*(a.check_health() for a in adapters))

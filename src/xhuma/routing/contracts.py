@@ -32,19 +32,27 @@ def load(meter_id: str) -> Callable[[Connection], MeterContracts]:
     def op(conn: Connection) -> MeterContracts:
         rows = conn.execute(select(meter_contracts).where(meter_contracts.c.meter_id == meter_id)).all()
         municipality = next((r.municipality for r in rows if r.municipality), None)
-        preferences: dict[str, int] = {}
-        excluded: set[str] = set()
-        if municipality:
-            for p in conn.execute(
-                select(routing_preferences).where(routing_preferences.c.municipality == municipality)
-            ):
-                if p.excluded:
-                    excluded.add(p.provider)
-                elif p.rank is not None:
-                    preferences[p.provider] = p.rank
-        return MeterContracts({r.provider: r.status for r in rows}, municipality, preferences, frozenset(excluded))
+        preferences, excluded = _rules(conn, municipality)
+        return MeterContracts({r.provider: r.status for r in rows}, municipality, preferences, excluded)
 
     return op
+
+
+def rules(municipality: str | None) -> Callable[[Connection], tuple[dict[str, int], frozenset[str]]]:
+    """The operator's preferences (provider -> rank) and exclusions for a municipality."""
+    return lambda conn: _rules(conn, municipality)
+
+
+def _rules(conn: Connection, municipality: str | None) -> tuple[dict[str, int], frozenset[str]]:
+    preferences: dict[str, int] = {}
+    excluded: set[str] = set()
+    if municipality:
+        for p in conn.execute(select(routing_preferences).where(routing_preferences.c.municipality == municipality)):
+            if p.excluded:
+                excluded.add(p.provider)
+            elif p.rank is not None:
+                preferences[p.provider] = p.rank
+    return preferences, frozenset(excluded)
 
 
 def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, str | None]]) -> None:
