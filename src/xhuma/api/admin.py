@@ -19,6 +19,7 @@ from xhuma.node import Node
 from xhuma.saf import queue
 from xhuma.security import audit, operator_actions
 from xhuma.security.audit import Actor
+from xhuma.validation import json_value, whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -48,15 +49,14 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         return endpoint
 
     def entry_id(request: Request) -> int | None:
-        raw = request.path_params["entry_id"]
-        return int(raw) if raw.isdigit() else None
+        return whole_number(request.path_params["entry_id"])
 
     async def list_saf(request: Request) -> Response:
         state, name = request.query_params.get("state"), request.query_params.get("queue")
-        limit = request.query_params.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        limit = whole_number(request.query_params.get("limit", "100"), low=1, high=10_000)
+        if limit is None:
             return _problem(400, "limit must be a whole number from 1 to 10000", "limit")
-        return json_reply(await node.db.run(queue.list_entries(state, name, int(limit))))
+        return json_reply(await node.db.run(queue.list_entries(state, name, limit)))
 
     async def show_saf(request: Request) -> Response:
         wanted = entry_id(request)
@@ -73,7 +73,7 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
     async def resolve_saf(request: Request) -> Response:
         wanted = entry_id(request)
         try:
-            note = msgspec.json.decode(await request.body(), type=dict[str, str]).get("note", "")
+            note = json_value(await request.body(), dict[str, str]).get("note", "")
         except msgspec.DecodeError:
             note = ""
         if not note:
@@ -84,11 +84,11 @@ def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | 
         return json_reply({"id": wanted, "state": queue.RESOLVED})
 
     async def audit_log(request: Request) -> Response:
-        limit = request.query_params.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        limit = whole_number(request.query_params.get("limit", "100"), low=1, high=10_000)
+        if limit is None:
             return _problem(400, "limit must be a whole number from 1 to 10000", "limit")
         action = request.query_params.get("action") or None
-        return json_reply(await node.db.run(audit.entries(int(limit), action)))
+        return json_reply(await node.db.run(audit.entries(limit, action)))
 
     async def audit_verify(_request: Request) -> Response:
         counted, broken = await node.db.run(audit.verify())

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from xhuma.api.replies import json_reply
 from xhuma.node import Node
 from xhuma.security import operator_actions
+from xhuma.validation import whole_number
 from xhuma.vouchers import catalogue, catalogue_store
 
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
@@ -65,11 +66,11 @@ def catalogue_routes(node: Node) -> list[Route]:
         return json_reply({"removed": code})
 
     async def changes(request: Request) -> Response:
-        since = request.query_params.get("since", "0")
-        if not since.isdigit():
+        since = whole_number(request.query_params.get("since", "0"))
+        if since is None:
             return json_reply({"error": "since must be a catalogue version number", "field": "since"}, 400)
         client_id = request.path_params["client_id"]
-        found = await node.db.run(catalogue_store.changes_since(client_id, int(since)))
+        found = await node.db.run(catalogue_store.changes_since(client_id, since))
         version = await node.db.run(catalogue_store.catalogue_version(client_id))
         return json_reply({"version": version, "changes": found})
 

@@ -23,7 +23,7 @@ from xhuma.routing.operator import (
     weight_changes,
 )
 from xhuma.security import operator_actions
-from xhuma.validation import FieldError
+from xhuma.validation import FieldError, json_value, whole_number
 
 MAX_CSV_BYTES = 1024 * 1024
 
@@ -46,7 +46,7 @@ def routing_routes(node: Node) -> list[Route]:
 
     async def body_of(request: Request, kind: Any) -> Any:
         try:
-            return msgspec.json.decode(await request.body(), type=kind)
+            return json_value(await request.body(), kind)
         except msgspec.ValidationError as exc:
             raise RoutingChangeError([FieldError("body", str(exc))]) from None
         except msgspec.DecodeError as exc:
@@ -54,10 +54,11 @@ def routing_routes(node: Node) -> list[Route]:
 
     async def table(request: Request) -> Response:
         meter = request.query_params.get("meter") or None
-        limit = request.query_params.get("limit", "200")
-        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
-            return _refused([FieldError("limit", "a whole number from 1 to 10000", limit)])
-        return json_reply(await node.db.run(contracts.table(meter, int(limit))))
+        given = request.query_params.get("limit", "200")
+        limit = whole_number(given, low=1, high=10_000)
+        if limit is None:
+            return _refused([FieldError("limit", "a whole number from 1 to 10000", given[:40])])
+        return json_reply(await node.db.run(contracts.table(meter, limit)))
 
     async def rebroadcast(request: Request) -> Response:
         meter = request.path_params["meter_id"]

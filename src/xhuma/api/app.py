@@ -23,6 +23,7 @@ from starlette.routing import Route
 from xhuma.api.admin import admin_routes
 from xhuma.api.eft import eft_routes
 from xhuma.api.openapi import build_openapi
+from xhuma.api.replies import sends_json
 from xhuma.api.suv import suv_routes
 from xhuma.config import Settings
 from xhuma.httpserver import run_asgi
@@ -31,6 +32,7 @@ from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
 from xhuma.ppu.replies import error_reply
 from xhuma.refusals import credentials_reason, refuse
+from xhuma.validation import whole_number
 
 log = logging.getLogger("xhuma.api")
 JSON = "application/json"
@@ -41,8 +43,8 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise BodyTooLarge
     chunks = bytearray()
     async for chunk in request.stream():
@@ -94,6 +96,18 @@ def create_app(settings: Settings) -> Starlette:
                 reason = credentials_reason(credentials)
                 await refuse(state.journal, "ppu", operation.name, reply, reason, retail_id=path_ids.get("id"), url=url)
                 return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
+            if not sends_json(request):
+                reply = error_reply(
+                    415,
+                    "FORMAT_ERROR",
+                    "Unsupported Content-Type",
+                    operation,
+                    path_ids.get("id"),
+                    detail="the body must be application/json",
+                )
+                reason = f"Content-Type {request.headers['content-type'][:60]} is not JSON"
+                await refuse(state.journal, "ppu", operation.name, reply, reason, client_id=client_id, url=url)
+                return Response(reply.body, 415, media_type=JSON)
             try:
                 body = await read_body(request, settings.max_body_bytes)
             except BodyTooLarge:

@@ -20,6 +20,7 @@ from xhuma.eft.messages import PaymentStatusReport
 from xhuma.node import Node
 from xhuma.security import operator_actions
 from xhuma.security.audit import Actor
+from xhuma.validation import json_value
 
 Credentials = Callable[[Request], tuple[str, str] | None]
 
@@ -32,7 +33,7 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
                 return json_reply({"message": "bank credentials required"}, 401)
             body = await request.body()
             try:
-                report = msgspec.json.decode(body, type=PaymentStatusReport)
+                report = json_value(body, PaymentStatusReport)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return json_reply({"message": "not a PaymentStatusReport", "detail": str(exc)}, 400)
             result = await node.db.run(apply_report(report, body.decode("utf-8", "replace"), operation))

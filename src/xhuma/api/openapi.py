@@ -18,6 +18,7 @@ SUV_PREFIX = "Suv"
 
 UNAUTHORIZED = {"description": "no credentials, or credentials that are not valid (AUTHENTICATION_ERROR)"}
 TOO_LARGE = {"description": "the body is larger than the server's limit"}
+NOT_JSON = {"description": "a Content-Type that is not JSON (none at all is taken as JSON)"}
 PATH_ID_RULE = "Must equal the body's `id`; a different one is refused with 400 FORMAT_ERROR naming `id`."
 REQUEST_ID_RULE = "Must equal the body's `requestId`; a different one is refused with 400 FORMAT_ERROR."
 
@@ -140,7 +141,7 @@ def _errors(error_model: str) -> dict[str, Any]:
         status: {"description": "failure; see errorType", "content": _json(_ref(error_model))}
         for status in ERROR_STATUSES
     }
-    return {**listed, "401": UNAUTHORIZED, "413": TOO_LARGE}
+    return {**listed, "401": UNAUTHORIZED, "413": TOO_LARGE, "415": NOT_JSON}
 
 
 def _path_parameter(name: str, description: str) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.api.replies import JSON
+from xhuma.api.replies import JSON, sends_json
 from xhuma.engine.flow import Reply
 from xhuma.node import Node
 from xhuma.refusals import credentials_reason, refuse
-from xhuma.validation import FieldError
+from xhuma.validation import FieldError, whole_number
 from xhuma.vouchers import catalogue, catalogue_store
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.operations import SuvOperation
@@ -48,6 +48,11 @@ def suv_routes(node: Node, credentials: Credentials, read_body: BodyReader, too_
                 reason = credentials_reason(credentials(request))
                 await refuse(node.journal, "suv", operation.name, UNAUTHORIZED, reason, retail_id=path_id, url=url)
                 return unauthorized()
+            if not sends_json(request):
+                reply = error_reply(415, "FORMAT_ERROR", "Unsupported Content-Type: the body must be JSON", None)
+                reason = f"Content-Type {request.headers['content-type'][:60]} is not JSON"
+                await refuse(node.journal, "suv", operation.name, reply, reason, client_id=client_id, url=url)
+                return answer(reply)
             try:
                 body = await read_body(request, node.settings.max_body_bytes)
             except too_large:
@@ -87,10 +92,10 @@ def suv_routes(node: Node, credentials: Credentials, read_body: BodyReader, too_
         client_id = await client_of(request)
         if client_id is None:
             return unauthorized()
-        since = request.query_params.get("since", "0")
-        if not since.isdigit():
+        since = whole_number(request.query_params.get("since", "0"))
+        if since is None:
             return answer(format_error([FieldError(field="since", error="must be a version number")], None))
-        found = await node.db.run(catalogue_store.changes_since(client_id, int(since)))
+        found = await node.db.run(catalogue_store.changes_since(client_id, since))
         version = await node.db.run(catalogue_store.catalogue_version(client_id))
         return answer(Reply(200, catalogue.encode_changes(version, found)))
 

@@ -32,7 +32,7 @@ from xhuma.routing import Router
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception
-from xhuma.validation import FieldError, InvalidMessage, decode, raw_id
+from xhuma.validation import FieldError, InvalidMessage, decode, is_uuid, path_id_errors, raw_id
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -59,6 +59,11 @@ class PpuSwitch(Interface):
 
     async def handle(self, operation: Operation, client_id: str, path: dict[str, str], body: bytes, url: str) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
+        bad_path = path_id_errors(path)
+        if bad_path:
+            retail_id = next((v for k, v in path.items() if k == "id" and is_uuid(v)), None)
+            reply = format_error(operation, raw_id(body), bad_path)
+            return await self.refuse(received, client_id, retail_id, reply, field_reasons(bad_path))
         try:
             message = decode(body, operation.request_model)
         except InvalidMessage as exc:

@@ -9,13 +9,21 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from xhuma.domain.currencies import ISO_NUMERIC_PATTERN
+
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:?\d{2})$"
 
-Uuid = Annotated[str, Meta(pattern=UUID_PATTERN, description="RFC 4122 UUID, 8-4-4-4-12 hex")]
-DateTime = Annotated[str, Meta(pattern=RFC3339_PATTERN, description="RFC 3339 date-time")]
-MinorUnits = Annotated[int, Meta(ge=0, description="amount in minor units (cents)")]
-CurrencyCode = Annotated[str, Meta(pattern=r"^[0-9]{3}$", description="ISO 4217 numeric code")]
+MAX_MINOR_UNITS = 2**53 - 1
+"""The largest amount accepted: the largest integer every JSON parser keeps exactly."""
+
+Uuid = Annotated[str, Meta(pattern=UUID_PATTERN, description="an RFC 4122 UUID, 8-4-4-4-12 hex")]
+DateTime = Annotated[str, Meta(pattern=RFC3339_PATTERN, description="an RFC 3339 date-time")]
+MinorUnits = Annotated[int, Meta(ge=0, le=MAX_MINOR_UNITS, description="amount in minor units (cents)")]
+CurrencyCode = Annotated[str, Meta(pattern=ISO_NUMERIC_PATTERN, description="an ISO 4217 numeric currency code")]
+LedgerMinorUnits = Annotated[
+    int, Meta(ge=-MAX_MINOR_UNITS, le=MAX_MINOR_UNITS, description="amount in minor units (cents)")
+]
 
 
 class Wire(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -54,7 +62,7 @@ class ThirdPartyIdentifier(Wire, kw_only=True):
 
 
 class LedgerAmount(Wire, kw_only=True):
-    amount: int
+    amount: LedgerMinorUnits
     currency: CurrencyCode
     ledger_indicator: Literal["DEBIT", "CREDIT"] | None = None
 

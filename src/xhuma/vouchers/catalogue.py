@@ -88,6 +88,8 @@ def products_from_json(text: str) -> list[Product]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogueError([CatalogueProblem(f"line {exc.lineno}", "$", f"malformed JSON: {exc.msg}")]) from None
+    except RecursionError:
+        raise CatalogueError([CatalogueProblem("$", "$", "JSON is nested too deeply")]) from None
     if isinstance(data, dict):
         data = data.get("products")
     if not isinstance(data, list):

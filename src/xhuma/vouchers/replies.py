@@ -10,12 +10,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from xhuma.engine.flow import Reply
-from xhuma.validation import FieldError, InvalidMessage, field_errors
+from xhuma.validation import FieldError, InvalidMessage, control_characters, field_errors, json_value
 from xhuma.vouchers import wire
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 def error_reply(
@@ -43,7 +42,7 @@ def _wording(error: FieldError) -> str:
         return f"{error.field} may not be null"
     if error.error == "is not a known field":
         return f"Unrecognized field '{error.field}'"
-    if "regex" in error.error and "[0-9a-fA-F]{8}" in error.error:
+    if "UUID" in error.error:
         return "UUID must conform to the format 8-4-4-4-12 hexadecimal values"
     return f"{error.field}: {error.error}"
 
@@ -61,10 +60,10 @@ def decode_strict(body: bytes, model: type[T]) -> T:
     The struct definitions are PPU's tolerant ones, so strictness comes from walking the JSON
     against them first: voucher traffic is small enough for the walk not to matter."""
     try:
-        raw = _decode(body)
+        raw = json_value(body)
     except msgspec.DecodeError as exc:
         raise InvalidMessage([FieldError(field="$", error=f"malformed JSON: {exc}")]) from None
-    errors = field_errors(raw, model, forbid_unknown=True)
+    errors = field_errors(raw, model, forbid_unknown=True) or control_characters(raw)
     if errors:
         raise InvalidMessage(errors)
     try:

@@ -29,7 +29,7 @@ from xhuma.refusals import Refuser, field_reasons
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
-from xhuma.validation import FieldError, InvalidMessage, raw_id
+from xhuma.validation import FieldError, InvalidMessage, path_id_errors, raw_id
 from xhuma.vouchers import catalogue_store, store, wire
 from xhuma.vouchers import operations as ops
 from xhuma.vouchers.operations import CAPABILITY_OF, REQUEST_NAME, SuvOperation
@@ -67,6 +67,11 @@ class VoucherSwitch(Interface):
     ) -> Reply:
         received = Message(RETAIL, "request", operation.name, body.decode("utf-8", "replace"), now_us(), "POST", url)
         assert operation.request_model is not None
+        bad_path = path_id_errors({"provisionId": path_id} if path_id is not None else {})
+        if bad_path:
+            return await self._refuse(
+                received, client_id, None, format_error(bad_path, raw_id(body)), field_reasons(bad_path)
+            )
         try:
             message = decode_strict(body, operation.request_model)
         except InvalidMessage as exc:

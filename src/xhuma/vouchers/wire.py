@@ -9,14 +9,18 @@ are refused), unlike PPU."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from msgspec import Meta
 
-from xhuma.ppu.wire import Customer, DateTime, Institution, Originator, Uuid, Wire
+from xhuma.domain.currencies import ISO_NUMERIC
+from xhuma.ppu.wire import MAX_MINOR_UNITS, CurrencyCode, Customer, DateTime, Institution, Originator, Uuid, Wire
 
-NumericCurrency = Annotated[int, Meta(ge=0, le=999)]
-Currency = Annotated[str, Meta(pattern=r"^[0-9]{3}$")] | NumericCurrency
+if TYPE_CHECKING:
+    NumericCurrency = int
+else:
+    NumericCurrency = Literal[tuple(sorted(int(code) for code in ISO_NUMERIC))]
+Currency = CurrencyCode | NumericCurrency
 """ISO 4217 numeric code, as a 3-digit string or (as the SUV test pack sends it) a number."""
 
 
@@ -30,7 +34,7 @@ class ThirdPartyIdentifier(Wire, kw_only=True):
 
 
 class LedgerAmount(Wire, kw_only=True):
-    amount: Annotated[int, Meta(ge=0)]
+    amount: Annotated[int, Meta(ge=0, le=MAX_MINOR_UNITS)]
     currency: Currency
     ledger_indicator: Literal["DEBIT", "CREDIT"] | None = None
 

@@ -1,0 +1,17 @@
+"""ISO 4217 currencies by their numeric code, as PPU and SUV amounts carry them.
+
+From pycountry's copy of the ISO data, less the codes that are not money a retailer takes:
+precious metals, fund units, "no currency" (999) and the testing code (963)."""
+
+from __future__ import annotations
+
+import pycountry
+
+NOT_MONEY = frozenset({"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"})
+
+ISO_NUMERIC: frozenset[str] = frozenset(
+    c.numeric for c in pycountry.currencies if getattr(c, "numeric", None) and c.alpha_3 not in NOT_MONEY
+)
+
+ISO_NUMERIC_PATTERN = "^(?:" + "|".join(sorted(ISO_NUMERIC)) + ")$"
+"""A regex for wire structs: msgspec checks it while decoding, at no cost to a valid message."""

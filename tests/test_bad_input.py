@@ -1,0 +1,165 @@
+"""Adversarial input to a running server: every case is a 4xx naming the field, never a 500,
+and the work one request can cause is bounded (a real switch process, PPU, SUV and admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Switch
+from tests.support import base_message, new_id
+from xhuma.validation import MAX_ERRORS
+
+ADMIN = ("bad-input-ops", "ops-pw")
+
+
+@pytest.fixture(scope="module")
+def admin(switch: Switch) -> httpx.Client:
+    switch.cli(
+        "clients", "add", "--username", ADMIN[0], "--password", ADMIN[1], "--client-id", "ops", "--role", "admin"
+    )
+    return httpx.Client(base_url=switch.url, auth=ADMIN, timeout=30)
+
+
+def fields(answer: httpx.Response) -> list[str]:
+    body = answer.json()
+    detail = body["detailMessage"]
+    listed = detail["formatErrors"] if isinstance(detail, dict) else detail
+    return [e["field"] for e in listed]
+
+
+def purchase(switch: Switch, **changes: Any) -> httpx.Response:
+    message = base_message(
+        "retailer-1", meter={"meterId": "TST001"}, purchaseAmount={"amount": 10000, "currency": "710"}
+    )
+    message.update(changes)
+    return switch.retailer.post(f"/tokenPurchases/{message['id']}", message)
+
+
+@pytest.mark.parametrize("amount", [2**63, 10**30, -(2**63) - 1])
+def test_an_amount_too_large_for_any_ledger_is_a_format_error(switch: Switch, amount: int) -> None:
+    answer = purchase(switch, purchaseAmount={"amount": amount, "currency": "710"})
+    assert answer.status_code == 400, answer.text
+    assert fields(answer) == ["purchaseAmount.amount"]
+
+
+@pytest.mark.parametrize("currency", ["999", "000", "ABC", "71"])
+def test_a_currency_that_is_not_iso_4217_is_a_format_error(switch: Switch, currency: str) -> None:
+    answer = purchase(switch, purchaseAmount={"amount": 10000, "currency": currency})
+    assert answer.status_code == 400, answer.text
+    (error,) = answer.json()["detailMessage"]
+    assert error["field"] == "purchaseAmount.currency" and "ISO 4217" in error["error"]
+
+
+def test_an_amount_as_a_string_of_digits_is_accepted_as_the_packs_send_it(switch: Switch) -> None:
+    answer = purchase(switch, purchaseAmount={"amount": "10000", "currency": "710"})
+    assert answer.status_code == 201, answer.text
+
+
+def test_control_characters_in_a_name_are_refused_naming_it(switch: Switch) -> None:
+    message = base_message(
+        "retailer-1", meter={"meterId": "TST001"}, purchaseAmount={"amount": 10000, "currency": "710"}
+    )
+    message["client"]["name"] = "Shop\u0000Name"
+    answer = switch.retailer.post(f"/tokenPurchases/{message['id']}", message)
+    assert answer.status_code == 400, answer.text
+    assert fields(answer) == ["client.name"]
+
+
+def test_a_body_that_says_it_is_not_json_is_415(switch: Switch) -> None:
+    message = base_message("retailer-1", meter={"meterId": "TST001"})
+    answer = switch.retailer.http.post(
+        f"/meterLookups/{message['id']}",
+        content=httpx.Request("POST", "/", json=message).content,
+        headers={"Content-Type": "text/plain"},
+    )
+    assert answer.status_code == 415 and answer.json()["errorType"] == "FORMAT_ERROR"
+    suv = httpx.post(
+        switch.url + "/suv/v1/vouchers",
+        content=b"{}",
+        headers={"Content-Type": "text/plain"},
+        auth=("till", "s3cret-till"),
+    )
+    assert suv.status_code == 415
+
+
+def deep(levels: int) -> bytes:
+    return b'{"id": ' + b"[" * levels + b"]" * levels + b"}"
+
+
+def test_json_nested_a_thousand_deep_is_a_format_error_everywhere(switch: Switch, admin: httpx.Client) -> None:
+    ppu = switch.retailer.http.post(f"/meterLookups/{new_id()}", content=deep(1000))
+    assert ppu.status_code == 400 and ppu.json()["errorType"] == "FORMAT_ERROR", ppu.text
+    suv = httpx.post(switch.url + "/suv/v1/vouchers", content=deep(1000), auth=("till", "s3cret-till"))
+    assert suv.status_code == 400 and suv.json()["errorType"] == "FORMAT_ERROR", suv.text
+    catalogue = admin.put(
+        "/admin/catalogue/retailer-1/products", content=deep(1000), headers={"Content-Type": "application/json"}
+    )
+    assert catalogue.status_code == 400, catalogue.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/saf/99999999999999999999",
+        "/admin/saf/" + "9" * 5000,
+        "/admin/saf/\u0663",  # an Arabic-Indic three
+    ],
+)
+def test_entry_ids_out_of_range_or_not_ascii_are_not_found(admin: httpx.Client, path: str) -> None:
+    answer = admin.get(path)
+    assert answer.status_code == 404 and answer.json()["field"] == "entry_id"
+
+
+@pytest.mark.parametrize("since", ["99999999999999999999", "9" * 5000, "\u0663", "-1"])
+def test_a_catalogue_version_that_is_not_one_is_a_format_error(switch: Switch, admin: httpx.Client, since: str) -> None:
+    suv = httpx.get(switch.url + "/suv/v1/products/changes", params={"since": since}, auth=("till", "s3cret-till"))
+    assert suv.status_code == 400 and fields(suv) == ["since"]
+    operator = admin.get("/admin/catalogue/retailer-1/changes", params={"since": since})
+    assert operator.status_code == 400 and operator.json()["field"] == "since"
+
+
+@pytest.mark.parametrize("limit", ["\u0661\u0660", "99999999999999999999999", "0"])
+def test_limits_are_ascii_numbers_in_range(admin: httpx.Client, limit: str) -> None:
+    for path in ("/admin/saf", "/admin/audit", "/admin/routing/table"):
+        answer = admin.get(path, params={"limit": limit})
+        assert answer.status_code == 400, (path, answer.text)
+
+
+def test_ten_thousand_empty_tenders_get_a_short_error_list(switch: Switch) -> None:
+    bought = purchase(switch)
+    assert bought.status_code == 201, bought.text
+    purchase_id = bought.json()["id"]
+    advice = {
+        "id": new_id(),
+        "requestId": purchase_id,
+        "time": bought.json()["time"],
+        "thirdPartyIdentifiers": bought.json()["thirdPartyIdentifiers"],
+        "tenders": [{}] * 10_000,
+    }
+    answer = switch.retailer.post(f"/tokenPurchases/{purchase_id}/confirmations/{advice['id']}", advice)
+    assert answer.status_code == 400, answer.text
+    listed = answer.json()["detailMessage"]
+    assert len(listed) == MAX_ERRORS + 1 and listed[-1]["field"] == "$"
+    assert len(answer.content) < 10_000
+
+
+@pytest.mark.parametrize("path_id", ["not-a-uuid", "a" * 5000])
+def test_a_retry_under_a_path_id_that_is_not_a_uuid_buys_nothing(switch: Switch, path_id: str) -> None:
+    listed_before = switch.cli("tx", "list", "--client", "retailer-1", "--limit", "10000", "--json").stdout.count("\n")
+    message = base_message(
+        "retailer-1", meter={"meterId": "TST001"}, purchaseAmount={"amount": 10000, "currency": "710"}
+    )
+    answer = switch.retailer.post(f"/tokenPurchases/{path_id}/retry", message)
+    assert answer.status_code in (400, 414), answer.text
+    if answer.status_code == 400:
+        assert fields(answer) == ["id"]
+    listed_after = switch.cli("tx", "list", "--client", "retailer-1", "--limit", "10000", "--json").stdout.count("\n")
+    assert listed_after == listed_before
+    suv = httpx.post(switch.url + f"/suv/v1/vouchers/{path_id}/retry", json={}, auth=("till", "s3cret-till"))
+    assert suv.status_code in (400, 414)
+    if suv.status_code == 400:
+        (error,) = suv.json()["detailMessage"]["formatErrors"]
+        assert error["field"] == "provisionId"
