@@ -163,3 +163,24 @@ def test_a_retry_under_a_path_id_that_is_not_a_uuid_buys_nothing(switch: Switch,
     if suv.status_code == 400:
         (error,) = suv.json()["detailMessage"]["formatErrors"]
         assert error["field"] == "provisionId"
+
+
+def test_two_reversals_of_one_unknown_voucher_provision_are_both_answered_404(switch: Switch) -> None:
+    """Found by the fuzzer: the second tried to remember the same early reversal again (500)."""
+    provision_id = new_id()
+    for _ in range(2):
+        reversal = {
+            "id": new_id(),
+            "requestId": provision_id,
+            "time": "2026-12-03T10:00:00Z",
+            "thirdPartyIdentifiers": [],
+            "reversalReason": "TIMEOUT",
+        }
+        answer = httpx.post(switch.url + "/suv/v1/vouchers/reversals", json=reversal, auth=("till", "s3cret-till"))
+        assert answer.status_code == 404 and answer.json()["originalId"] == provision_id, answer.text
+
+
+@pytest.mark.parametrize("name", ["", ".", "x" * 300])
+def test_an_eft_upload_without_a_usable_file_name_is_refused_naming_it(admin: httpx.Client, name: str) -> None:
+    answer = admin.post("/admin/eft/files", params={"name": name}, content=b"")
+    assert answer.status_code == 400 and answer.json()["field"] == "name", answer.text

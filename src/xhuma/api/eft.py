@@ -23,6 +23,8 @@ from xhuma.security.audit import Actor
 from xhuma.validation import json_value
 
 Credentials = Callable[[Request], tuple[str, str] | None]
+MAX_FILE_NAME = 200
+"""The longest file name kept (the eft_files column)."""
 
 
 def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
@@ -49,6 +51,8 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
         if given is None or await node.auth.authenticate(*given, role="admin") is None:
             return json_reply({"error": "admin credentials required"}, 401)
         name = Path(request.query_params.get("name", "upload.eft")).name
+        if not name or len(name) > MAX_FILE_NAME or name in (".", ".."):
+            return json_reply({"error": f"a file name of 1 to {MAX_FILE_NAME} characters", "field": "name"}, 400)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / name
             with path.open("wb") as out:

@@ -1,5 +1,5 @@
-"""The OpenAPI document of the retail APIs (PPU v3 and SUV v1), built from their operation
-tables and wire structs, so a route cannot exist without being described."""
+"""The OpenAPI document of every HTTP API: the retail APIs (PPU v3 and SUV v1), built from their
+operation tables and wire structs, and the operator and bank routes (`openapi_operator`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from xhuma.api import openapi_operator
 from xhuma.ppu import operations as ppu_ops
 from xhuma.ppu import wire as ppu_wire
 from xhuma.vouchers import operations as suv_ops
@@ -18,6 +19,7 @@ SUV_PREFIX = "Suv"
 
 UNAUTHORIZED = {"description": "no credentials, or credentials that are not valid (AUTHENTICATION_ERROR)"}
 TOO_LARGE = {"description": "the body is larger than the server's limit"}
+FORBIDDEN = {"description": "`client.id` is not the authenticated credential's client"}
 NOT_JSON = {"description": "a Content-Type that is not JSON (none at all is taken as JSON)"}
 PATH_ID_RULE = "Must equal the body's `id`; a different one is refused with 400 FORMAT_ERROR naming `id`."
 REQUEST_ID_RULE = "Must equal the body's `requestId`; a different one is refused with 400 FORMAT_ERROR."
@@ -26,15 +28,16 @@ REQUEST_ID_RULE = "Must equal the body's `requestId`; a different one is refused
 def build_openapi() -> dict[str, Any]:
     ppu_paths, ppu_schemas = _ppu()
     suv_paths, suv_schemas = _suv()
+    operator_paths, operator_schemas = openapi_operator.operator_paths()
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "xhuma: Prepaid Utility Service Interface v3 and Single Use Voucher Interface v1",
+            "title": "xhuma: PPU v3 and SUV v1 retail APIs, operator API, bank status reports",
             "version": "3.13.0",
         },
-        "paths": {**ppu_paths, **suv_paths},
+        "paths": {**ppu_paths, **suv_paths, **operator_paths},
         "components": {
-            "schemas": {**ppu_schemas, **suv_schemas},
+            "schemas": {**ppu_schemas, **suv_schemas, **operator_schemas},
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
         "security": [{"basic": []}],
@@ -141,7 +144,7 @@ def _errors(error_model: str) -> dict[str, Any]:
         status: {"description": "failure; see errorType", "content": _json(_ref(error_model))}
         for status in ERROR_STATUSES
     }
-    return {**listed, "401": UNAUTHORIZED, "413": TOO_LARGE, "415": NOT_JSON}
+    return {**listed, "401": UNAUTHORIZED, "403": FORBIDDEN, "413": TOO_LARGE, "415": NOT_JSON}
 
 
 def _path_parameter(name: str, description: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
@@ -221,8 +222,12 @@ def advise(
             if claim is Claim.TAKEN:
                 return AdviceDecision(400, "DUPLICATE_RECORD", request_id)
             if claim is Claim.NEW:
+                # A second reversal of the same unknown request leaves the first remembered.
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
                 conn.execute(
-                    insert(voucher_early_reversals).values(
+                    dialect.insert(voucher_early_reversals)
+                    .on_conflict_do_nothing()
+                    .values(
                         client_id=advice.client_id,
                         request_id=request_id,
                         request_kind=request_kind,
