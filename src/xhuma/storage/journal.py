@@ -571,3 +571,15 @@ def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> No
         .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
         .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
     )
+
+
+def open_file_exception(conn: Connection, file_id: int, reason: str, detail: str) -> None:
+    """Open an exception about an EFT file itself (no transaction carries it); idempotent by
+    the file's id and the reason, as `open_exception` is by the transaction's."""
+    at = now_us()
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        module.insert(reconciliation_exceptions)
+        .values(eft_file_id=file_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
+        .on_conflict_do_nothing(index_elements=["eft_file_id", "reason"], index_where=OPEN)
+    )

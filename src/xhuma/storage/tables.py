@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKey,
@@ -142,7 +143,10 @@ reconciliation_exceptions = Table(
     "reconciliation_exceptions",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    # What it concerns: a journal transaction, or (for what no transaction carries, such as a
+    # gap in a sender's transmission numbers) an EFT file.
+    Column("tx_id", String(36), ForeignKey("transactions.id"), nullable=True),
+    Column("eft_file_id", BigInteger, ForeignKey("eft_files.id"), nullable=True),
     # e.g. "reversal_not_supported", "delivery_stopped", "delivery_expired", "outcome_unknown"
     Column("reason", String(40), nullable=False),
     Column("detail", Text, nullable=True),
