@@ -18,6 +18,7 @@ import pytest
 
 from tests.fleet import Fleet, running_fleet
 from tests.support import Retailer, Server, free_port, process_env, xhuma
+from xhuma.storage.db import Database, migrate
 
 POSTGRES_URL = os.environ.get("XHUMA_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 BACKENDS = os.environ.get("XHUMA_TEST_BACKENDS", "sqlite,postgresql").split(",")
@@ -56,6 +57,15 @@ def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A database of its own, for tests that run their own switch processes."""
     with fresh_database(backend, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def db(fresh_database_url: str) -> Iterator[Database]:
+    """A migrated database of its own, for tests that call operations in process."""
+    database = Database(fresh_database_url)
+    migrate(database.engine)
+    yield database
+    database.close()
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,8 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
         operator = Actor(given[0], request.client.host if request.client else "unknown")
         await node.db.run(operator_actions.eft_file_taken(operator, name, result))
         body = {"file": result.file_id, "state": result.state, "reason": result.reason}
+        if result.finding is not None:
+            body.update(exception=result.finding.reason, detail=result.finding.detail)
         if result.summary is not None:
             body.update(transactions=result.summary.transactions, transmission=result.summary.transmission_key)
         return json_reply(body, 201 if result.state == "accepted" else 409 if result.state == "redelivered" else 400)

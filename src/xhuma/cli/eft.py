@@ -83,6 +83,8 @@ def eft_ingest(
         f"{path.name}: accepted as file {result.file_id}: {result.summary.transactions} transactions in "
         f"{len(result.summary.set_keys)} sets, transmission {result.summary.transmission_key}"
     )
+    if result.finding is not None:
+        typer.echo(f"{path.name}: exception {result.finding.reason}: {result.finding.detail} (xhuma eft exceptions)")
 
 
 @app.command("files")
@@ -193,7 +195,9 @@ def eft_exceptions(
     config: ConfigOption = None,
 ) -> None:
     """Open reconciliation exceptions of inbound EFT: messages the bank did not acknowledge or
-    report on before the window closed, or refused outright (the queue stopped them)."""
+    report on before the window closed, or refused outright (the queue stopped them), originals
+    whose correction failed, and files with a gap or a repeat in their sender's transmission
+    numbers (those name a file and no line)."""
     from xhuma.eft.intake import exceptions
 
     rows = exceptions(database(config).engine)

@@ -5,19 +5,22 @@ passed. A bad file leaves nothing but its own rejection on record."""
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from xhuma.domain.eft_calendar import due_at
+from xhuma.domain.eft_transmissions import Finding, TransmissionKey, judge_transmission
 from xhuma.eft.check import FileCheck, FileSummary
 from xhuma.eft.records import RecordError
 from xhuma.storage.db import bulk_insert, now_us
+from xhuma.storage.journal import open_file_exception
 from xhuma.storage.tables import eft_files, eft_sets, eft_transactions, reconciliation_exceptions
 
 BATCH = 5_000
@@ -31,6 +34,8 @@ class IntakeResult:
     """accepted, rejected or redelivered"""
     reason: str | None = None
     summary: FileSummary | None = None
+    finding: Finding | None = None
+    """A gap or repeat in the sender's transmission numbers, raised as an exception."""
 
 
 def identity(path: Path) -> tuple[str, str | None]:
@@ -52,23 +57,28 @@ def ingest(
     engine: Engine, path: Path, *, progress: Callable[[int], None] | None = None, debit_release: time = time(8, 0)
 ) -> IntakeResult:
     content_hash, key = identity(path)
-    with engine.connect() as conn:
-        earlier = conn.execute(
-            select(eft_files.c.id, eft_files.c.transmission_key, eft_files.c.content_hash).where(
-                eft_files.c.state == "accepted",
-                (eft_files.c.content_hash == content_hash) | (eft_files.c.transmission_key == key),
-            )
-        ).first()
-    if earlier is not None:
-        if earlier.content_hash == content_hash:
-            return _record_refusal(
-                engine, path, content_hash, key, "redelivered", f"same file as accepted file {earlier.id}"
-            )
-        return _record_refusal(
-            engine, path, content_hash, key, "rejected", f"transmission {key} was already used by file {earlier.id}"
-        )
+    transmission = TransmissionKey.parse(key) if key is not None else None
+    finding = None
     try:
         with engine.begin() as conn:
+            if transmission is not None:
+                _hold_stream(conn, transmission)
+            earlier = conn.execute(
+                select(eft_files.c.id, eft_files.c.transmission_key, eft_files.c.content_hash).where(
+                    eft_files.c.state == "accepted",
+                    (eft_files.c.content_hash == content_hash) | (eft_files.c.transmission_key == key),
+                )
+            ).first()
+            if earlier is not None and earlier.content_hash == content_hash:
+                raise _Refused("redelivered", f"same file as accepted file {earlier.id}")
+            if transmission is not None:
+                finding = judge_transmission(
+                    transmission,
+                    last_seen=_last_seen(conn, transmission),
+                    used_by=earlier.id if earlier is not None else None,
+                )
+                if finding is not None and finding.refuse:
+                    raise _Refused("rejected", finding.detail, finding)
             file_id = conn.execute(
                 insert(eft_files)
                 .values(
@@ -96,13 +106,42 @@ def ingest(
                     debit_total=summary.debit_total,
                 )
             )
+            if finding is not None:
+                open_file_exception(conn, file_id, finding.reason, finding.detail)
+    except _Refused as exc:
+        return _record_refusal(engine, path, content_hash, key, exc.state, exc.reason, exc.finding)
     except RecordError as exc:
         return _record_refusal(engine, path, content_hash, key, "rejected", str(exc))
     except _Duplicate as exc:
         return _record_refusal(engine, path, content_hash, key, "rejected", str(exc))
     except IntegrityError:
         return _record_refusal(engine, path, content_hash, key, "rejected", "a set of it was accepted meanwhile")
-    return IntakeResult(file_id, "accepted", summary=summary)
+    return IntakeResult(file_id, "accepted", summary=summary, finding=finding)
+
+
+def _hold_stream(conn: Connection, transmission: TransmissionKey) -> None:
+    """One intake at a time per transmission stream until commit, so two files of a sender
+    taken at once judge their numbers in turn (SQLite's write lock already does this)."""
+    if conn.dialect.name == "postgresql":
+        stream = zlib.crc32(transmission.stream.encode()) - 2**31
+        conn.execute(text("SELECT pg_advisory_xact_lock(7177003, :stream)"), {"stream": stream})
+
+
+def _last_seen(conn: Connection, transmission: TransmissionKey) -> int | None:
+    """The highest transmission number accepted in the file's stream (numbers are zero-padded,
+    so the highest key is the highest number)."""
+    highest = conn.execute(
+        select(func.max(eft_files.c.transmission_key)).where(
+            eft_files.c.state == "accepted", eft_files.c.transmission_key.startswith(transmission.stream)
+        )
+    ).scalar_one()
+    return None if highest is None else TransmissionKey.parse(highest).number
+
+
+class _Refused(Exception):
+    def __init__(self, state: str, reason: str, finding: Finding | None = None) -> None:
+        super().__init__(reason)
+        self.state, self.reason, self.finding = state, reason, finding
 
 
 class _Duplicate(Exception):
@@ -163,7 +202,13 @@ def _row(file_id: int, record: dict[str, Any], debit_release: time) -> dict[str,
 
 
 def _record_refusal(
-    engine: Engine, path: Path, content_hash: str, key: str | None, state: str, reason: str
+    engine: Engine,
+    path: Path,
+    content_hash: str,
+    key: str | None,
+    state: str,
+    reason: str,
+    finding: Finding | None = None,
 ) -> IntakeResult:
     with engine.begin() as conn:
         file_id = conn.execute(
@@ -178,7 +223,9 @@ def _record_refusal(
             )
             .returning(eft_files.c.id)
         ).scalar_one()
-    return IntakeResult(file_id, state, reason)
+        if finding is not None:
+            open_file_exception(conn, file_id, finding.reason, finding.detail)
+    return IntakeResult(file_id, state, reason, finding=finding)
 
 
 def files(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
@@ -223,14 +270,16 @@ def take_inbox(engine: Engine, inbox: Path, debit_release: time) -> list[IntakeR
 
 
 def exceptions(engine: Engine) -> list[dict[str, Any]]:
-    """Open reconciliation exceptions on EFT transactions, with the transaction they concern."""
+    """Open reconciliation exceptions of inbound EFT: those on a transaction, with the
+    transaction they concern, and those on a file itself (its transmission number)."""
+    exc = reconciliation_exceptions
     query = (
         select(
-            reconciliation_exceptions.c.id,
-            reconciliation_exceptions.c.reason,
-            reconciliation_exceptions.c.detail,
-            reconciliation_exceptions.c.created_us,
-            eft_transactions.c.file_id,
+            exc.c.id,
+            exc.c.reason,
+            exc.c.detail,
+            exc.c.created_us,
+            func.coalesce(eft_transactions.c.file_id, exc.c.eft_file_id).label("file_id"),
             eft_transactions.c.line,
             eft_transactions.c.kind,
             eft_transactions.c.user_code,
@@ -238,9 +287,9 @@ def exceptions(engine: Engine) -> list[dict[str, Any]]:
             eft_transactions.c.amount_cents,
             eft_transactions.c.message_id,
         )
-        .join(eft_transactions, eft_transactions.c.tx_id == reconciliation_exceptions.c.tx_id)
-        .where(reconciliation_exceptions.c.state == "open")
-        .order_by(reconciliation_exceptions.c.id)
+        .outerjoin(eft_transactions, eft_transactions.c.tx_id == exc.c.tx_id)
+        .where(exc.c.state == "open", eft_transactions.c.id.is_not(None) | exc.c.eft_file_id.is_not(None))
+        .order_by(exc.c.id)
     )
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]

@@ -125,6 +125,8 @@ def eft_file_taken(actor: Actor, name: str, result: IntakeResult) -> Op[None]:
     """An EFT file offered to intake, after intake has judged it (intake commits on its own; the
     entry follows in the next transaction)."""
     outcome: dict[str, Any] = {"file": result.file_id, "state": result.state, "reason": result.reason}
+    if result.finding is not None:
+        outcome["exception"] = result.finding.reason
     if result.summary is not None:
         outcome.update(
             transactions=result.summary.transactions,
