@@ -20,9 +20,8 @@ from xhuma.domain.outcomes import UNSEEN_STATUSES, Outcome
 from xhuma.domain.transactions import Kind, State
 from xhuma.eft.messages import CORRECTS, PaymentStatusReport, build, build_return
 from xhuma.eft.outbox import eft_code
-from xhuma.providers.http import JsonHttpAdapter
 from xhuma.saf.queue import QueuedEntry, enqueue
-from xhuma.saf.worker import Attempt, send_entry
+from xhuma.saf.worker import Attempt, Sender, send_entry
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Message, open_exception, write_messages
 from xhuma.storage.tables import eft_transactions, transactions
@@ -161,7 +160,7 @@ def _match(conn: Connection, correction: dict[str, Any]) -> tuple[dict[str, Any]
 
 
 class EftDeliverer:
-    def __init__(self, bank: JsonHttpAdapter) -> None:
+    def __init__(self, bank: Sender) -> None:
         self.bank = bank
 
     def handles(self, queue: str) -> bool:
@@ -178,7 +177,53 @@ class EftDeliverer:
                 .values(state="acknowledged")
             )
 
-        return Attempt(verdict, sent.answer.status, sent.error, sent.messages, acknowledged)
+        def failed(conn: Connection, reason: str, detail: str) -> None:
+            row = conn.execute(
+                select(*UNDELIVERED).where(
+                    eft_transactions.c.tx_id == entry.tx_id, eft_transactions.c.state == "released"
+                )
+            ).first()
+            if row is not None:
+                _undelivered(conn, row, f"{reason}: {detail}")
+
+        return Attempt(verdict, sent.answer.status, sent.error, sent.messages, acknowledged, failed)
+
+
+CORRECTION_FAILED = "eft_correction_failed"
+UNDELIVERED = (
+    eft_transactions.c.id,
+    eft_transactions.c.tx_id,
+    eft_transactions.c.state,
+    eft_transactions.c.message_id,
+    eft_transactions.c.original_id,
+    eft_transactions.c.file_id,
+    eft_transactions.c.line,
+)
+"""What `_undelivered` needs of a transaction."""
+
+
+def _undelivered(conn: Connection, row: Any, why: str) -> None:
+    """A message the bank will not take, or has not confirmed in time: the transaction becomes
+    an exception (its own exception is the queue's or the window's), and for a correction so
+    does the original it was returning, with the reason, rather than stay `correcting`. A late
+    report from the bank still settles both (`apply_report`)."""
+    conn.execute(update(eft_transactions).where(eft_transactions.c.id == row.id).values(state="exception"))
+    if row.original_id is None:
+        return
+    original = conn.execute(
+        select(eft_transactions.c.id, eft_transactions.c.tx_id).where(
+            eft_transactions.c.id == row.original_id, eft_transactions.c.state == "correcting"
+        )
+    ).first()
+    if original is None:
+        return
+    conn.execute(update(eft_transactions).where(eft_transactions.c.id == original.id).values(state="exception"))
+    open_exception(
+        conn,
+        original.tx_id,
+        CORRECTION_FAILED,
+        f"its correction {row.message_id} (file {row.file_id}, line {row.line}) failed: {why}",
+    )
 
 
 @dataclass(frozen=True)
@@ -255,13 +300,11 @@ def _apply_correction(conn: Connection, row: Any, approved: bool, reason: Any, a
 
 def close_window(window_us: int) -> Op:
     """What the bank has not acknowledged, or not reported on, within the reconciliation window
-    becomes a reconciliation exception."""
+    becomes a reconciliation exception (and a correction's original with it)."""
 
     def op(conn: Connection) -> int:
         overdue = conn.execute(
-            select(
-                eft_transactions.c.id, eft_transactions.c.tx_id, eft_transactions.c.state, eft_transactions.c.message_id
-            )
+            select(*UNDELIVERED)
             .where(
                 eft_transactions.c.state.in_(("released", "acknowledged")),
                 eft_transactions.c.released_us < now_us() - window_us,
@@ -271,7 +314,7 @@ def close_window(window_us: int) -> Op:
         for row in overdue:
             reason = "eft_not_acknowledged" if row.state == "released" else "eft_no_status_report"
             open_exception(conn, row.tx_id, reason, f"message {row.message_id}: window closed")
-            conn.execute(update(eft_transactions).where(eft_transactions.c.id == row.id).values(state="exception"))
+            _undelivered(conn, row, f"{reason}: window closed")
         return len(overdue)
 
     return op

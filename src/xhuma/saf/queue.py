@@ -161,10 +161,15 @@ SETTLE = Prepared(
 
 
 def settle(
-    entry: QueuedEntry, owner: str, result: Settlement, on_final: Callable[[Connection], None] | None = None
+    entry: QueuedEntry,
+    owner: str,
+    result: Settlement,
+    on_final: Callable[[Connection], None] | None = None,
+    on_failed: Callable[[Connection, str, str], None] | None = None,
 ) -> Callable[[Connection], bool]:
     """Record an attempt. Only the lease holder may settle: a worker that lost its lease (it was
-    presumed dead) leaves the entry to whoever holds it now."""
+    presumed dead) leaves the entry to whoever holds it now. `on_final` follows a delivery and
+    `on_failed` an exception (with its reason and detail), in the same commit."""
 
     def op(conn: Connection) -> bool:
         at = now_us()
@@ -193,9 +198,10 @@ def settle(
         if owned is None:
             return False
         if reason is not None:
-            open_exception(
-                conn, entry.tx_id, reason, f"{entry.operation} to {entry.queue}: {result.error or result.status}"
-            )
+            detail = f"{entry.operation} to {entry.queue}: {result.error or result.status}"
+            open_exception(conn, entry.tx_id, reason, detail)
+            if on_failed is not None:
+                on_failed(conn, reason, detail)
         if result.verdict is Verdict.DELIVERED and on_final is not None:
             on_final(conn)
         return True

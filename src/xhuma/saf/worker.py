@@ -32,6 +32,10 @@ class Attempt:
     error: str | None
     messages: list[Message]
     on_final: Callable[[Connection], None] | None = None
+    """Run in the settling commit when the entry was delivered."""
+    on_failed: Callable[[Connection, str, str], None] | None = None
+    """Run in the settling commit when the entry became an exception (stopped, or too old to
+    repeat), with the exception's reason and detail."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ class SafWorker:
             attempt.verdict, attempt.status, attempt.error, now + int(delay * 1e6), attempt.messages, expired
         )
         try:
-            settled = await self.db.run(settle(entry, self.owner, result, attempt.on_final))
+            settled = await self.db.run(settle(entry, self.owner, result, attempt.on_final, attempt.on_failed))
         except Exception:  # noqa: BLE001 - the lease runs out and the entry is tried again
             log.exception("settling entry %s failed", entry.id)
             return

@@ -157,6 +157,8 @@ reconciliation_exceptions = Table(
     Index(None, "state", "created_us"),
     # At most one open exception per transaction and reason: opening one is idempotent.
     Index("uq_open_exception", "tx_id", "reason", unique=True, sqlite_where=OPEN, postgresql_where=OPEN),
+    Index("uq_open_file_exception", "eft_file_id", "reason", unique=True, sqlite_where=OPEN, postgresql_where=OPEN),
+    CheckConstraint("tx_id IS NOT NULL OR eft_file_id IS NOT NULL", name="ck_reconciliation_exceptions_subject"),
 )
 
 meter_contracts = Table(
@@ -338,6 +340,8 @@ eft_transactions = Table(
     Column("correction_reference", String(20), nullable=True),
     # received -> released (queued for the bank) -> acknowledged (202) -> accepted | unpaid;
     # exception when the bank refused the message or the reconciliation window closed first.
+    # An accepted original a correction returns: correcting -> corrected, or accepted again
+    # (the bank refused the return), or exception (the correction was not delivered).
     Column("state", String(12), nullable=False),
     # When it may go to the bank (the business-day calendar and, for debits, the window).
     Column("due_us", BigInteger, nullable=True),
