@@ -1,8 +1,8 @@
-"""The EFT file layout as one declarative table (docs: `../shared/reference/eft-file-format.md`).
+"""The EFT file layout as one declarative table, documented in `docs/eft-file-format.md`.
 
 Every record kind is a tuple of fields with 1-based inclusive positions and a type; parsing,
-formatting and the per-field format checks are all driven from this table, so a field's
-position is written down once."""
+formatting, the per-field format checks and the document's field tables (`eft/docs.py`) are
+all driven from this table, so a field's position is written down once."""
 
 from __future__ import annotations
 
