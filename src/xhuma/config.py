@@ -39,6 +39,7 @@ class _Switch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     institution_id: Annotated[str, Meta(min_length=1)] = "xhuma"
     institution_name: Annotated[str, Meta(min_length=1)] = "xhuma switch"
     max_body_bytes: Count = 64 * 1024
+    drain_seconds: Seconds = 10.0
     credential_cache_seconds: SecondsOrOff = 30.0
     recovery_interval_seconds: Seconds = 5.0
     broadcast_timeout_seconds: Seconds = 10.0
@@ -142,6 +143,9 @@ class Settings:
     institution_id: str = "xhuma"
     institution_name: str = "xhuma switch"
     max_body_bytes: int = 64 * 1024
+    drain_seconds: float = 10.0
+    """Once told to stop, how long `xhuma serve` lets requests in flight finish, and then how long
+    its store-and-forward worker has to settle the deliveries it holds."""
     credential_cache_seconds: float = 30.0
     saf: SafSettings = field(default_factory=SafSettings)
     serve_runs_worker: bool = True
@@ -183,6 +187,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         institution_id=switch.institution_id,
         institution_name=switch.institution_name,
         max_body_bytes=switch.max_body_bytes,
+        drain_seconds=switch.drain_seconds,
         credential_cache_seconds=switch.credential_cache_seconds,
         saf=_saf(file.saf),
         serve_runs_worker=file.saf.in_server,

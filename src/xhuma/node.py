@@ -91,10 +91,13 @@ class Node:
         self.ready = True
 
     async def stop(self) -> None:
+        """Stop claiming and polling; the worker settles the deliveries it holds, for up to
+        `drain_seconds` (a delivery still unsettled then is cancelled, and its entry is taken
+        over when its lease runs out)."""
         self.ready = False
         self._stop.set()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+            await asyncio.wait(self._tasks, timeout=self.settings.drain_seconds)
         for task in self._tasks:
             task.cancel()
         await self.router.close()

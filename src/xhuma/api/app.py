@@ -26,7 +26,7 @@ from xhuma.api.openapi import build_openapi
 from xhuma.api.replies import sends_json
 from xhuma.api.suv import suv_routes
 from xhuma.config import Settings
-from xhuma.httpserver import run_asgi
+from xhuma.httpserver import listen, serve_on
 from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
@@ -173,4 +173,6 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    run_asgi(create_app(settings), host, port)
+    """Bind the port first (CannotListen if it is taken), then open the database and serve."""
+    sock = listen(host, port)
+    serve_on(sock, create_app(settings), drain_seconds=settings.drain_seconds)

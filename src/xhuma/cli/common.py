@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from xhuma.config import ConfigError, Settings, load_settings
+from xhuma.httpserver import CannotListen
 from xhuma.storage.db import Database, migrate, schema_revision
 
 console = Console()
@@ -60,6 +61,16 @@ def database(config: Path | None, *, migrate_schema: bool = False) -> Database:
         typer.echo(f"{where} has {found}, not the newest ({newest}): run `xhuma db upgrade`", err=True)
         raise typer.Exit(1)
     return db
+
+
+def serving(command: str, run: Callable[[], None]) -> None:
+    """Run a server until it is told to stop; a port it cannot bind ends the command at once
+    with one line naming the port (and nothing else has been touched yet)."""
+    try:
+        run()
+    except CannotListen as exc:
+        typer.echo(f"xhuma {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def when(us: int | None) -> str:

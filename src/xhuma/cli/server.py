@@ -3,11 +3,12 @@ prepare its database."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 
-from xhuma.cli.common import ConfigOption, console, database, settings
+from xhuma.cli.common import ConfigOption, console, database, serving, settings
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -16,11 +17,19 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the retail API.")] = 8080,
+    drain_seconds: Annotated[
+        float | None,
+        typer.Option(help="On SIGTERM, how long requests in flight may finish [default: switch.drain_seconds, 10]."),
+    ] = None,
 ) -> None:
-    """Run the switch: the retail API (PPU v3), health and OpenAPI."""
+    """Run the switch: the retail API (PPU v3), health and OpenAPI. SIGTERM, SIGINT or SIGHUP stop
+    it: no new connections, requests in flight finish, the worker settles, exit status 0."""
     from xhuma.api.app import serve as run_server
 
-    run_server(settings(config), host, port)
+    chosen = settings(config)
+    if drain_seconds is not None:
+        chosen = dataclasses.replace(chosen, drain_seconds=drain_seconds)
+    serving("serve", lambda: run_server(chosen, host, port))
 
 
 def demo(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xhuma.cli.common import console
+from xhuma.cli.common import console, serving
 
 app = typer.Typer(help="Simulated providers: real HTTP servers speaking the real protocols.", no_args_is_help=True)
 
@@ -28,13 +28,10 @@ def simulate_ppu(
     """A provider speaking the Prepaid Utility Service Interface v3 (test meters TST001-TST011)."""
     from xhuma.simulators.ppu import SimulatorConfig, run
 
-    run(
-        SimulatorConfig(
-            name=name, latency_ms=latency_ms, failure_rate=failure_rate, tst011_delay=tst011_delay, seed=seed
-        ),
-        host,
-        port,
+    config = SimulatorConfig(
+        name=name, latency_ms=latency_ms, failure_rate=failure_rate, tst011_delay=tst011_delay, seed=seed
     )
+    serving("simulate ppu", lambda: run(config, host, port))
 
 
 @app.command("vouchers")
@@ -58,7 +55,7 @@ def simulate_vouchers(
     config = VoucherSimConfig(
         name=name, kind=kind, latency_ms=latency_ms, mode=mode, lose_responses=lose_responses, seed=seed
     )
-    run(config, host, port)
+    serving("simulate vouchers", lambda: run(config, host, port))
 
 
 @app.command("fleet")
@@ -80,7 +77,7 @@ def simulate_fleet(
         config_out.write_text(fleet_switch_config(configs, base_url))
     for config in configs:
         console.print(f"{config.name:<12} {base_url}/{config.name}/prepaidutility/v3", markup=False)
-    run_asgi(build_fleet_app(configs), host, port)
+    serving("simulate fleet", lambda: run_asgi(build_fleet_app(configs), host, port))
 
 
 @app.command("bank")
@@ -99,17 +96,14 @@ def simulate_bank(
     """A homing bank taking inbound EFT credits and debits and reporting outcomes back."""
     from xhuma.simulators.bank import BankConfig, run
 
-    run(
-        BankConfig(
-            xhuma_url=xhuma_url,
-            username=username,
-            password=password,
-            nack_rate=nack_rate,
-            hang_rate=hang_rate,
-            reject_rate=reject_rate,
-            silent_rate=silent_rate,
-            seed=seed,
-        ),
-        host,
-        port,
+    config = BankConfig(
+        xhuma_url=xhuma_url,
+        username=username,
+        password=password,
+        nack_rate=nack_rate,
+        hang_rate=hang_rate,
+        reject_rate=reject_rate,
+        silent_rate=silent_rate,
+        seed=seed,
     )
+    serving("simulate bank", lambda: run(config, host, port))
