@@ -4,11 +4,15 @@ status, error type and reason, and listed by `xhuma tx rejected` (PPU and SUV, r
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Switch
 from tests.support import base_message, new_id, now
@@ -89,6 +93,22 @@ def test_ppu_refusals_are_journalled(switch: Switch) -> None:
 
     listed = switch.cli("tx", "rejected", "--limit", "5").stdout
     assert "rejected" not in listed and "ppu" in listed and "advise" in listed
+
+
+def test_a_client_that_writes_a_6_mb_body_before_reading_gets_the_answer_not_a_reset(switch: Switch) -> None:
+    """urllib writes the whole body (and asks to close the connection) before it reads: the 413,
+    or the 401 without credentials, must reach it rather than a connection reset."""
+    body = b"x" * (6 * 1024 * 1024)
+    url = f"{switch.url}{PPU}/meterLookups/{new_id()}"
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"till:s3cret-till").decode()}
+    for headers, status, error_type in [(credentials, 413, "FORMAT_ERROR"), ({}, 401, "GENERAL_ERROR")]:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == status
+        assert json.loads(refused.value.read())["errorType"] == error_type
 
 
 def test_suv_refusals_are_journalled(switch: Switch) -> None:

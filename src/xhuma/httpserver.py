@@ -20,6 +20,10 @@ from typing import Any
 DRAIN_SECONDS = 10.0
 """How long, by default, requests in flight may take to finish once a server is told to stop."""
 
+DISCARD_BYTES = 16 * 1024 * 1024
+"""How much of a request body the app did not read is read and thrown away before its answer
+goes out (see `AnswerAfterTheBody`)."""
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -51,7 +55,7 @@ def serve_on(sock: socket.socket, app: Any, *, drain_seconds: float = DRAIN_SECO
     import uvicorn
 
     config = uvicorn.Config(
-        app,
+        AnswerAfterTheBody(app),
         loop=_first_installed("uvloop", "asyncio"),
         http=_first_installed("httptools", "h11"),
         access_log=False,
@@ -83,6 +87,51 @@ def _graceful_server(config: Any) -> Any:
                     signal.signal(sig, handler)
 
     return Server(config)
+
+
+class AnswerAfterTheBody:
+    """ASGI middleware: before a response starts, read and drop what is left of the request body
+    (up to DISCARD_BYTES). A client that writes its whole body before reading (urllib, curl
+    without Expect) then reads the answer, a 413 or a 401, instead of a connection reset: a
+    server that closes with unread bytes in its receive buffer makes the kernel send a RST,
+    which throws away the answer still on its way. Bodies declared larger than the bound are
+    not read: that client sees the connection closed."""
+
+    def __init__(self, app: Any, limit: int = DISCARD_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _may_have_body(scope, self.limit):
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def receiving() -> dict[str, Any]:
+            nonlocal finished
+            message: dict[str, Any] = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                finished = True
+            return message
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and not finished:
+                read = 0
+                while not finished and read <= self.limit:
+                    read += len((await receiving()).get("body", b""))
+            await send(message)
+
+        await self.app(scope, receiving, sending)
+
+
+def _may_have_body(scope: dict[str, Any], limit: int) -> bool:
+    """Whether the request has a body worth draining: one declared within the bound, or chunked."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return value.isdigit() and 0 < int(value) <= limit
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 def _first_installed(preferred: str, fallback: str) -> str:
