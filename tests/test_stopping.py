@@ -1,19 +1,24 @@
-"""Stopping cleanly, as real processes: `xhuma serve` on SIGTERM finishes the request in flight
-and exits 0; a taken port stops `xhuma serve` at once, before it touches the database."""
+"""Stopping cleanly, as real processes: `xhuma demo` and everything it started stop on SIGTERM,
+SIGINT and SIGHUP (and its children die with it when it is killed outright); `xhuma serve` on
+SIGTERM finishes the request in flight and exits 0; a taken port stops `xhuma serve` at once,
+before it touches the database."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import write_config
 from tests.support import Retailer, Server, free_port, process_env, xhuma
@@ -22,6 +27,8 @@ BOUND = 20.0
 """The longest anything here waits for a process to stop or a port to free (a bound, not a
 measure: the checks poll and pass as soon as they can)."""
 
+reads_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from /proc (Linux)")
+
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = BOUND) -> None:
     deadline = time.monotonic() + seconds
@@ -29,6 +36,110 @@ def eventually(check: Callable[[], bool], what: str, seconds: float = BOUND) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds:.0f} s: {what}")
         time.sleep(0.05)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive, and not a zombie waiting to be reaped (a container's init may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def port_free(port: int) -> bool:
+    """Nobody listens on it (SO_REUSEADDR: connections lingering in TIME_WAIT do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class Demo:
+    """`xhuma demo` as a user runs it, serving on after its sample flows."""
+
+    def __init__(self, folder: Path) -> None:
+        env = process_env(XHUMA_DATABASE_URL=f"sqlite:///{folder / 'demo.db'}")
+        env.pop("XHUMA_CONFIG", None)
+        self.ports = [free_port(), free_port(), free_port()]
+        options = ["--port", "--simulator-port", "--voucher-port"]
+        args = [item for option, port in zip(options, self.ports, strict=True) for item in (option, str(port))]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "xhuma", "demo", *args],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        self.serving = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.serving.wait(60):
+            self.process.kill()
+            raise AssertionError("the demo did not start serving:\n" + "".join(self.output))
+        self.children = children_of(self.process.pid)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith("serving;"):
+                self.serving.set()
+
+    def clean_up(self) -> None:
+        """Whatever a failed test left running: the demo and the children it had."""
+        for pid in [self.process.pid, *self.children]:
+            if running(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self.process.wait(BOUND)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    started = Demo(tmp_path)
+    try:
+        yield started
+    finally:
+        started.clean_up()
+
+
+@reads_proc
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_stops_the_demo_and_every_process_it_started(demo: Demo, stop: signal.Signals) -> None:
+    assert len(demo.children) == 3, demo.children  # two simulated providers and the switch
+    assert all(not port_free(port) for port in demo.ports)
+
+    os.kill(demo.process.pid, stop)
+
+    assert demo.process.wait(BOUND) == 0, "".join(demo.output)
+    for pid in demo.children:
+        eventually(lambda pid=pid: not running(pid), f"child {pid} stopped")  # type: ignore[misc]
+    for port in demo.ports:
+        eventually(lambda port=port: port_free(port), f"port {port} free")  # type: ignore[misc]
+
+
+@reads_proc
+def test_the_demo_s_children_die_with_it_when_it_is_killed(demo: Demo) -> None:
+    os.kill(demo.process.pid, signal.SIGKILL)
+
+    demo.process.wait(BOUND)
+    for pid in demo.children:
+        eventually(lambda pid=pid: not running(pid), f"child {pid} stopped")  # type: ignore[misc]
+    for port in demo.ports:
+        eventually(lambda port=port: port_free(port), f"port {port} free")  # type: ignore[misc]
 
 
 class Gate:

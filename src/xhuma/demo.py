@@ -4,20 +4,34 @@ and one voucher.
 It starts a simulated PPU provider, a simulated voucher provider and the switch as child
 processes, adds a demo credential and a sample voucher catalogue, sends lookup -> purchase ->
 confirm through the switch as a retailer would and prints the token and a till slip, then
-issues and confirms a voucher and prints it, and keeps everything serving until interrupted."""
+issues and confirms a voucher and prints it, and keeps everything serving until interrupted.
+
+Stopping: SIGTERM (`kill`), SIGINT (Ctrl-C) and SIGHUP (a closed terminal) each stop the demo
+and every process it started. Each child runs in a session of its own (so a terminal's signal
+reaches the demo, which stops them in order, not the children at random); the demo sends each
+child's process group SIGTERM, waits up to STOP_SECONDS, then sends SIGKILL; a second signal
+kills them at once. On Linux each child is also asked to get SIGTERM when the demo dies, so a
+demo killed outright (SIGKILL) leaves no server holding a port."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
+import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from xhuma.ppu.examples import retail_message
@@ -26,21 +40,91 @@ from xhuma.storage.db import Database, migrate
 from xhuma.vouchers import catalogue, catalogue_store
 
 DEMO_USER, DEMO_PASSWORD, DEMO_CLIENT = "demo", "demo-password", "demo-retailer"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SECONDS = 10.0
+"""How long the children have to stop after SIGTERM before they are killed (the switch's own
+drain is shorter: see DRAIN_SECONDS)."""
+DRAIN_SECONDS = 5.0
+
+
+class Stopped(Exception):
+    """A stop signal arrived."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class ChildFailed(RuntimeError):
+    """A child process exited or never became healthy."""
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For Popen's preexec_fn on Linux: the child gets SIGTERM when the demo dies, however it
+    dies (PR_SET_PDEATHSIG); elsewhere None (the signal handlers still stop the children)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not after
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the demo died before the request took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the child and whatever it started (its session's process group)."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, sig)
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], seconds: float = STOP_SECONDS) -> None:
+    """SIGTERM to each child's group, up to `seconds` for all to exit, then SIGKILL; a stop
+    signal meanwhile means now."""
+
+    def now(_signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            _signal_group(child, signal.SIGKILL)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, now)
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for child in children:
+        _signal_group(child, signal.SIGKILL)
+        child.wait()
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with status {process.returncode}")
+            raise ChildFailed(f"{url} exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except (OSError, http.client.HTTPException):  # refused, reset, or not answering yet
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become healthy within {seconds:.0f} s")
+    raise ChildFailed(f"{url} did not become healthy within {seconds:.0f} s")
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -136,11 +220,50 @@ def _issue_vouchers(port: int) -> int:
 
 
 def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = False) -> int:
+    """Run the demo; 0 after `once`, or when stopped by a signal."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _raise_stopped)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        return _run(port, simulator_port, voucher_port, children, once=once)
+    except Stopped as stop:
+        if stop.signum == signal.SIGHUP:
+            _quiet()  # the terminal is gone: writing to it would fail
+        _say(f"{stop}: stopping the demo and the processes it started")
+        return 0
+    except ChildFailed as exc:
+        _say(f"xhuma demo: {exc}")
+        return 1
+    finally:
+        while True:
+            try:
+                stop_children(children)
+                break
+            except Stopped:  # arrived before stop_children took the signals over: stop anyway
+                continue
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _quiet() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+
+
+def _run(
+    port: int, simulator_port: int, voucher_port: int, children: list[subprocess.Popen[bytes]], *, once: bool
+) -> int:
     var = Path("var")
     var.mkdir(exist_ok=True)
     config = var / "demo.toml"
     config.write_text(
-        f'[switch]\ninstitution_id = "xhuma"\ninstitution_name = "xhuma demo switch"\n\n'
+        f'[switch]\ninstitution_id = "xhuma"\ninstitution_name = "xhuma demo switch"\n'
+        f"drain_seconds = {DRAIN_SECONDS}\n\n"
         f'[[providers]]\nname = "sim"\nkind = "ppu_v3"\nbase_url = "http://127.0.0.1:{simulator_port}"\n'
         f"read_timeout = 15\n\n"
         f'[[providers]]\nname = "vouchers"\nkind = "suv_v1"\nbase_url = "http://127.0.0.1:{voucher_port}"\n'
@@ -158,63 +281,52 @@ def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = 
 
     env = {**os.environ, "XHUMA_CONFIG": str(config.resolve())}
     command = [sys.executable, "-m", "xhuma"]
-    children = [
-        subprocess.Popen([*command, "simulate", "ppu", "--port", str(simulator_port)], env=env),
-        subprocess.Popen(
-            [*command, "simulate", "vouchers", "--port", str(voucher_port), "--name", "vouchers"], env=env
-        ),
-        subprocess.Popen([*command, "serve", "--port", str(port)], env=env),
-    ]
-    try:
-        _wait_healthy(f"http://127.0.0.1:{simulator_port}/health", children[0])
-        _wait_healthy(f"http://127.0.0.1:{voucher_port}/health", children[1])
-        _wait_healthy(f"http://127.0.0.1:{port}/health", children[2])
-        base = f"http://127.0.0.1:{port}/prepaidutility/v3"
-        meter = {"meterId": "TST001"}
-        lookup = {**_base_message(), "meter": meter}
-        status, answer = _post(f"{base}/meterLookups/{lookup['id']}", lookup)
-        print(
-            f"meter lookup   HTTP {status}: {answer.get('utility', {}).get('name')} "
-            f"for {answer.get('customer', {}).get('firstName', '')} {answer.get('customer', {}).get('lastName', '')}"
-        )
-        amount = (answer.get("minAmount") or {}).get("amount", 10000)
-        purchase = {**_base_message(), "meter": meter, "purchaseAmount": {"amount": amount, "currency": "710"}}
-        status, bought = _post(f"{base}/tokenPurchases/{purchase['id']}", purchase)
-        print(f"token purchase HTTP {status}")
-        if status != 201:
-            print(json.dumps(bought, indent=2))
-            return 1
-        confirmation = _cash_confirmation(purchase["id"], bought["thirdPartyIdentifiers"], amount)
-        status, _ = _post(f"{base}/tokenPurchases/{purchase['id']}/confirmations/{confirmation['id']}", confirmation)
-        print(f"confirmation   HTTP {status}")
-        print()
-        print(till_slip(bought))
-        print()
-        if _issue_vouchers(port):
-            return 1
-        print()
-        print(f"switch (retail API)  http://127.0.0.1:{port}/prepaidutility/v3")
-        print(f"OpenAPI document     http://127.0.0.1:{port}/openapi.json")
-        print(f"health               http://127.0.0.1:{port}/health")
-        print(f"switch (vouchers)    http://127.0.0.1:{port}/suv/v1  (products: GET /suv/v1/products)")
-        print(f"simulated provider   http://127.0.0.1:{simulator_port}/prepaidutility/v3")
-        print(f"voucher provider     http://127.0.0.1:{voucher_port}/suv/v1")
-        print(f"demo credential      {DEMO_USER}:{DEMO_PASSWORD} (client id {DEMO_CLIENT})")
-        print(f"journal              xhuma tx show {purchase['id']}")
-        if once:
-            return 0
-        print("serving; press Ctrl-C to stop", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("a child process stopped; shutting down", file=sys.stderr)
+    preexec = _die_with_parent()
+    for args in (
+        ["simulate", "ppu", "--port", str(simulator_port)],
+        ["simulate", "vouchers", "--port", str(voucher_port), "--name", "vouchers"],
+        ["serve", "--port", str(port)],
+    ):
+        children.append(subprocess.Popen([*command, *args], env=env, start_new_session=True, preexec_fn=preexec))
+    _wait_healthy(f"http://127.0.0.1:{simulator_port}/health", children[0])
+    _wait_healthy(f"http://127.0.0.1:{voucher_port}/health", children[1])
+    _wait_healthy(f"http://127.0.0.1:{port}/health", children[2])
+    base = f"http://127.0.0.1:{port}/prepaidutility/v3"
+    meter = {"meterId": "TST001"}
+    lookup = {**_base_message(), "meter": meter}
+    status, answer = _post(f"{base}/meterLookups/{lookup['id']}", lookup)
+    print(
+        f"meter lookup   HTTP {status}: {answer.get('utility', {}).get('name')} "
+        f"for {answer.get('customer', {}).get('firstName', '')} {answer.get('customer', {}).get('lastName', '')}"
+    )
+    amount = (answer.get("minAmount") or {}).get("amount", 10000)
+    purchase = {**_base_message(), "meter": meter, "purchaseAmount": {"amount": amount, "currency": "710"}}
+    status, bought = _post(f"{base}/tokenPurchases/{purchase['id']}", purchase)
+    print(f"token purchase HTTP {status}")
+    if status != 201:
+        print(json.dumps(bought, indent=2))
         return 1
-    except KeyboardInterrupt:
+    confirmation = _cash_confirmation(purchase["id"], bought["thirdPartyIdentifiers"], amount)
+    status, _ = _post(f"{base}/tokenPurchases/{purchase['id']}/confirmations/{confirmation['id']}", confirmation)
+    print(f"confirmation   HTTP {status}")
+    print()
+    print(till_slip(bought))
+    print()
+    if _issue_vouchers(port):
+        return 1
+    print()
+    print(f"switch (retail API)  http://127.0.0.1:{port}/prepaidutility/v3")
+    print(f"OpenAPI document     http://127.0.0.1:{port}/openapi.json")
+    print(f"health               http://127.0.0.1:{port}/health")
+    print(f"switch (vouchers)    http://127.0.0.1:{port}/suv/v1  (products: GET /suv/v1/products)")
+    print(f"simulated provider   http://127.0.0.1:{simulator_port}/prepaidutility/v3")
+    print(f"voucher provider     http://127.0.0.1:{voucher_port}/suv/v1")
+    print(f"demo credential      {DEMO_USER}:{DEMO_PASSWORD} (client id {DEMO_CLIENT})")
+    print(f"journal              xhuma tx show {purchase['id']}")
+    if once:
         return 0
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    print("serving; press Ctrl-C to stop", flush=True)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    _say("a child process stopped; shutting down")
+    return 1
