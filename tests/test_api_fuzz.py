@@ -30,7 +30,7 @@ def credentials(switch: Switch) -> Switch:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_route_answers_a_5xx_or_an_undocumented_status(case: schemathesis.Case, credentials: Switch) -> None:
     path = case.operation.path
     auth = ADMIN if path.startswith("/admin/") else BANK if path.startswith("/inbound/") else RETAIL
