@@ -184,3 +184,17 @@ def test_two_reversals_of_one_unknown_voucher_provision_are_both_answered_404(sw
 def test_an_eft_upload_without_a_usable_file_name_is_refused_naming_it(admin: httpx.Client, name: str) -> None:
     answer = admin.post("/admin/eft/files", params={"name": name}, content=b"")
     assert answer.status_code == 400 and answer.json()["field"] == "name", answer.text
+
+
+@pytest.mark.parametrize("body", ["municipality,provider,rank\r]x\n", "municipality,provider,rank\nCity,sim,\u00b2\n"])
+def test_a_preferences_file_the_csv_reader_chokes_on_is_refused_whole(admin: httpx.Client, body: str) -> None:
+    """Found by the fuzzer: a bare carriage return (csv.Error) and a superscript digit were 500s."""
+    answer = admin.post("/admin/routing/preferences.csv", content=body.encode(), headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 400 and answer.json()["error"] == "nothing was changed", answer.text
+
+
+@pytest.mark.parametrize("query", ["action=%19%00", "state=a%00b"])
+def test_control_characters_in_a_query_are_refused(admin: httpx.Client, query: str) -> None:
+    """Found by the fuzzer on PostgreSQL, which refuses NUL in text: a 500 at the query."""
+    for path in ("/admin/audit", "/admin/saf"):
+        assert admin.get(f"{path}?{query}").status_code == 400

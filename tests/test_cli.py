@@ -57,6 +57,8 @@ def test_changing_commands_migrate_and_listings_print_json_lines(fresh_database_
         "name": "till-9",
         "role": "retail",
         "enabled": True,
+        "networks": [],
+        "cert_subject": None,
     }
     assert listed["ops"]["role"] == "admin"
     table = xhuma("clients", "list", env=env).stdout

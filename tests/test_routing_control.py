@@ -19,7 +19,7 @@ from tests.support import base_message, xhuma
 
 def test_preferences_weights_and_audit_over_the_admin_api(fleet: Fleet) -> None:
     learned(fleet, CPT_E, 4)
-    assert fleet.admin("GET", "/preferences", auth=("till", "pw")).status_code == 401
+    assert fleet.admin("GET", "/preferences", auth=("till", "pw")).status_code == 403  # valid, but not admin
 
     answer = fleet.admin("PUT", f"/preferences/{CPT_E_NAME}", json={"providers": ["switchone", "easypay"]})
     assert answer.status_code == 200, answer.text

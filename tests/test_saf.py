@@ -145,7 +145,7 @@ def test_admin_api_needs_the_admin_role(rig: Rig) -> None:
         "admin",
         env=rig.env,
     )
-    assert httpx.get(rig.switch.url + "/admin/saf", auth=("till", "pw")).status_code == 401
+    assert httpx.get(rig.switch.url + "/admin/saf", auth=("till", "pw")).status_code == 403
     answer = httpx.get(rig.switch.url + "/admin/saf?state=pending", auth=("ops", "ops-pw"))
     assert answer.status_code == 200 and isinstance(answer.json(), list)
     answer = httpx.get(rig.switch.url + "/admin/saf?limit=abc", auth=("ops", "ops-pw"))
@@ -154,7 +154,7 @@ def test_admin_api_needs_the_admin_role(rig: Rig) -> None:
     assert answer.status_code == 409
     # A retail credential is not an operator's, and an operator's is not a retailer's.
     message, answer = Retailer(rig.switch.url, "ops", "ops-pw", "ops").lookup("12345678901")
-    assert answer.status_code == 401
+    assert answer.status_code == 403
 
 
 def test_a_killed_worker_s_entry_is_delivered_by_another(fresh_database_url: str, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ class _Switch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     institution_name: Annotated[str, Meta(min_length=1)] = "xhuma switch"
     max_body_bytes: Count = 64 * 1024
     drain_seconds: Seconds = 10.0
+    lockout_seconds: Seconds = 300.0
     credential_cache_seconds: SecondsOrOff = 30.0
     recovery_interval_seconds: Seconds = 5.0
     broadcast_timeout_seconds: Seconds = 10.0
@@ -144,6 +145,8 @@ class Settings:
     institution_name: str = "xhuma switch"
     max_body_bytes: int = 64 * 1024
     drain_seconds: float = 10.0
+    lockout_seconds: float = 300.0
+    """How long a username stays locked after five failed logins within a minute."""
     """Once told to stop, how long `xhuma serve` lets requests in flight finish, and then how long
     its store-and-forward worker has to settle the deliveries it holds."""
     credential_cache_seconds: float = 30.0
@@ -188,6 +191,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         institution_name=switch.institution_name,
         max_body_bytes=switch.max_body_bytes,
         drain_seconds=switch.drain_seconds,
+        lockout_seconds=switch.lockout_seconds,
         credential_cache_seconds=switch.credential_cache_seconds,
         saf=_saf(file.saf),
         serve_runs_worker=file.saf.in_server,

@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xhuma.api.access import Refusal, principal, protect, refusal_headers
 from xhuma.api.admin_catalogue import catalogue_routes
 from xhuma.api.admin_routing import routing_routes
-from xhuma.api.replies import JSON, json_reply
+from xhuma.api.replies import json_reply
 from xhuma.node import Node
 from xhuma.saf import queue
 from xhuma.security import audit, operator_actions
@@ -31,22 +32,24 @@ def _problem(status: int, message: str, field: str | None = None) -> Response:
     return json_reply(body, status)
 
 
-def admin_routes(node: Node, credentials: Callable[[Request], tuple[str, str] | None]) -> list[Route]:
+async def deny_operator(request: Request, refusal: Refusal) -> Response:
+    """An operator API refusal: the reason, without the API's business error shapes."""
+    words = {401: "admin credentials required", 403: "not allowed", 429: "too many failed logins"}[refusal.status]
+    return json_reply({"error": words}, refusal.status, headers=refusal_headers(refusal))
+
+
+def operator(request: Request) -> Actor:
+    """Who is acting, for the audit log: the credential's username and the source address."""
+    return Actor(principal(request).username, request.client.host if request.client else "unknown")
+
+
+def admin_routes(node: Node) -> list[Route]:
     def guarded(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            given = credentials(request)
-            if given is None or await node.auth.authenticate(*given, role="admin") is None:
-                return Response(
-                    b'{"error":"admin credentials required"}',
-                    401,
-                    media_type=JSON,
-                    headers={"WWW-Authenticate": 'Basic realm="xhuma-admin"'},
-                )
-            request.state.actor = given[0]
-            request.state.operator = Actor(given[0], request.client.host if request.client else "unknown")
+        async def with_actor(request: Request) -> Response:
+            request.state.operator = operator(request)
             return await handler(request)
 
-        return endpoint
+        return protect("admin", deny_operator, with_actor)
 
     def entry_id(request: Request) -> int | None:
         return whole_number(request.path_params["entry_id"])

@@ -1,25 +1,27 @@
-"""The switch's HTTP server: the PPU v3 retail API with Basic auth, health and OpenAPI.
+"""The switch's HTTP server: the PPU v3 retail API, the other APIs' routes, health and OpenAPI,
+behind one authentication layer (`api/access.py`).
 
-Handlers stay thin: authenticate, read the body within its size limit, hand the bytes to the
-PPU switch. Whatever goes wrong, the client gets a JSON error naming the problem, never a
-stack trace."""
+Handlers stay thin: read the body within its size limit, hand the bytes to the PPU switch.
+Whatever goes wrong, the client gets a JSON error naming the problem, never a stack trace."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from xhuma.api.access import CredentialsBackend, Deny, Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import admin_routes
 from xhuma.api.eft import eft_routes
 from xhuma.api.openapi import build_openapi
@@ -31,7 +33,8 @@ from xhuma.node import Node
 from xhuma.ppu import operations as ops
 from xhuma.ppu.operations import Operation
 from xhuma.ppu.replies import error_reply
-from xhuma.refusals import credentials_reason, refuse
+from xhuma.refusals import refuse
+from xhuma.security.lockout import Lockout
 from xhuma.validation import whole_number
 
 log = logging.getLogger("xhuma.api")
@@ -54,16 +57,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-def basic_credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (username, password) if sep else None
+class RefuseControlCharactersInUrl:
+    """ASGI middleware: a path or query carrying NUL or another control character (%00, %1f)
+    is answered 400 before any route sees it. No id, name or filter holds one, and PostgreSQL
+    refuses NUL in text, so letting it through would be a 500 at the first query."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (_has_control(scope["path"]) or _has_control(unquote(scope["query_string"]))):
+            body = b'{"errorType":"FORMAT_ERROR","errorMessage":"control characters in the URL"}'
+            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", JSON.encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -78,24 +90,23 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await state.stop()
 
+    def ppu_denial(operation: Operation) -> Deny:
+        async def deny(request: Request, refusal: Refusal) -> Response:
+            words = {401: "Unauthorized", 403: "Forbidden", 429: "Too many failed logins"}[refusal.status]
+            path_id = request.path_params.get("id")
+            reply = error_reply(refusal.status, "GENERAL_ERROR", words, operation, path_id, detail=refusal.reason)
+            await refuse(
+                state.journal, "ppu", operation.name, reply, refusal.reason, retail_id=path_id, url=request.url.path
+            )
+            return Response(reply.body, refusal.status, media_type=JSON, headers=refusal_headers(refusal))
+
+        return deny
+
     def ppu_endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             path_ids: dict[str, Any] = request.path_params
             url = str(request.url.path)
-            credentials = basic_credentials(request)
-            client_id = await state.auth.authenticate(*credentials) if credentials else None
-            if client_id is None:
-                reply = error_reply(
-                    401,
-                    "GENERAL_ERROR",
-                    "Unauthorized",
-                    operation,
-                    path_ids.get("id"),
-                    detail="valid HTTP Basic credentials are required",
-                )
-                reason = credentials_reason(credentials)
-                await refuse(state.journal, "ppu", operation.name, reply, reason, retail_id=path_ids.get("id"), url=url)
-                return Response(reply.body, 401, media_type=JSON, headers={"WWW-Authenticate": 'Basic realm="xhuma"'})
+            client_id = principal(request).client_id
             if not sends_json(request):
                 reply = error_reply(
                     415,
@@ -155,18 +166,26 @@ def create_app(settings: Settings) -> Starlette:
             500,
         )
 
-    routes = [Route(ops.BASE_PATH + op.path, ppu_endpoint(op), methods=["POST"], name=op.name) for op in ops.ALL]
-    routes += suv_routes(state, basic_credentials, read_body, BodyTooLarge)
-    routes += eft_routes(state, basic_credentials)
-    routes += admin_routes(state, basic_credentials)
+    routes = [
+        Route(ops.BASE_PATH + op.path, protect("ppu", ppu_denial(op), ppu_endpoint(op)), methods=["POST"], name=op.name)
+        for op in ops.ALL
+    ]
+    routes += suv_routes(state, read_body, BodyTooLarge)
+    routes += eft_routes(state)
+    routes += admin_routes(state)
     routes += [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
     ]
+    lockout = Lockout(lock_seconds=settings.lockout_seconds)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: unexpected},
+        middleware=[
+            Middleware(RefuseControlCharactersInUrl),
+            Middleware(AuthenticationMiddleware, backend=CredentialsBackend(state.auth, lockout)),
+        ],
     )
     app.state.node = state
     return app

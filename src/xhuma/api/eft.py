@@ -13,26 +13,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xhuma.api.access import Refusal, protect, refusal_headers
+from xhuma.api.admin import deny_operator, operator
 from xhuma.api.replies import json_reply
 from xhuma.eft.delivery import apply_report
 from xhuma.eft.intake import ingest
 from xhuma.eft.messages import PaymentStatusReport
 from xhuma.node import Node
 from xhuma.security import operator_actions
-from xhuma.security.audit import Actor
 from xhuma.validation import json_value
 
-Credentials = Callable[[Request], tuple[str, str] | None]
+
+async def deny_bank(request: Request, refusal: Refusal) -> Response:
+    words = {401: "bank credentials required", 403: "not allowed", 429: "too many failed logins"}[refusal.status]
+    return json_reply({"message": words}, refusal.status, headers=refusal_headers(refusal))
+
+
 MAX_FILE_NAME = 200
 """The longest file name kept (the eft_files column)."""
 
 
-def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
+def eft_routes(node: Node) -> list[Route]:
     def reports(operation: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            given = credentials(request)
-            if given is None or await node.auth.authenticate(*given, role="bank") is None:
-                return json_reply({"message": "bank credentials required"}, 401)
             body = await request.body()
             try:
                 report = json_value(body, PaymentStatusReport)
@@ -47,9 +50,6 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         """An EFT file as the request body (admin credentials): taken in as `xhuma eft ingest` would."""
-        given = credentials(request)
-        if given is None or await node.auth.authenticate(*given, role="admin") is None:
-            return json_reply({"error": "admin credentials required"}, 401)
         name = Path(request.query_params.get("name", "upload.eft")).name
         if not name or len(name) > MAX_FILE_NAME or name in (".", ".."):
             return json_reply({"error": f"a file name of 1 to {MAX_FILE_NAME} characters", "field": "name"}, 400)
@@ -61,8 +61,7 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
             result = await asyncio.to_thread(
                 ingest, node.db.engine, path, debit_release=node.settings.eft.debit_release
             )
-        operator = Actor(given[0], request.client.host if request.client else "unknown")
-        await node.db.run(operator_actions.eft_file_taken(operator, name, result))
+        await node.db.run(operator_actions.eft_file_taken(operator(request), name, result))
         body = {"file": result.file_id, "state": result.state, "reason": result.reason}
         if result.finding is not None:
             body.update(exception=result.finding.reason, detail=result.finding.detail)
@@ -71,8 +70,13 @@ def eft_routes(node: Node, credentials: Credentials) -> list[Route]:
         return json_reply(body, 201 if result.state == "accepted" else 409 if result.state == "redelivered" else 400)
 
     return [
-        Route("/admin/eft/files", upload, methods=["POST"]),
-        Route("/inbound/credit-transfer-response", reports("inboundCreditTransferResponse"), methods=["POST"]),
-        Route("/inbound/direct-debit-response", reports("inboundDirectDebitResponse"), methods=["POST"]),
-        Route("/inbound/payment-return-response", reports("inboundPaymentReturnResponse"), methods=["POST"]),
+        Route("/admin/eft/files", protect("admin", deny_operator, upload), methods=["POST"]),
+        *(
+            Route(f"/inbound/{path}", protect("bank", deny_bank, reports(operation)), methods=["POST"])
+            for path, operation in (
+                ("credit-transfer-response", "inboundCreditTransferResponse"),
+                ("direct-debit-response", "inboundDirectDebitResponse"),
+                ("payment-return-response", "inboundPaymentReturnResponse"),
+            )
+        ),
     ]

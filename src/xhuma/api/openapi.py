@@ -19,7 +19,11 @@ SUV_PREFIX = "Suv"
 
 UNAUTHORIZED = {"description": "no credentials, or credentials that are not valid (AUTHENTICATION_ERROR)"}
 TOO_LARGE = {"description": "the body is larger than the server's limit"}
-FORBIDDEN = {"description": "`client.id` is not the authenticated credential's client"}
+FORBIDDEN = {
+    "description": "`client.id` is not the authenticated credential's client, the credential lacks the route's "
+    "scope, or it is used from outside its networks"
+}
+LOCKED = {"description": "the username is locked after five failed logins within a minute"}
 NOT_JSON = {"description": "a Content-Type that is not JSON (none at all is taken as JSON)"}
 PATH_ID_RULE = "Must equal the body's `id`; a different one is refused with 400 FORMAT_ERROR naming `id`."
 REQUEST_ID_RULE = "Must equal the body's `requestId`; a different one is refused with 400 FORMAT_ERROR."
@@ -144,7 +148,7 @@ def _errors(error_model: str) -> dict[str, Any]:
         status: {"description": "failure; see errorType", "content": _json(_ref(error_model))}
         for status in ERROR_STATUSES
     }
-    return {**listed, "401": UNAUTHORIZED, "403": FORBIDDEN, "413": TOO_LARGE, "415": NOT_JSON}
+    return {**listed, "401": UNAUTHORIZED, "403": FORBIDDEN, "413": TOO_LARGE, "415": NOT_JSON, "429": LOCKED}
 
 
 def _path_parameter(name: str, description: str) -> dict[str, Any]:

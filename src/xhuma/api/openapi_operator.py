@@ -190,7 +190,8 @@ def operator_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             for status in route.answers
         }
         responses |= {
-            str(status): {"description": "refused", "content": {JSON: {"schema": PROBLEM}}} for status in route.refusals
+            str(status): {"description": "refused", "content": {JSON: {"schema": PROBLEM}}}
+            for status in sorted({400, *route.refusals})  # 400: control characters in the URL, for any route
         }
         operation: dict[str, Any] = {
             "summary": route.summary,
@@ -201,7 +202,11 @@ def operator_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         if route.role is None:
             operation["security"] = []
         else:
-            responses["401"] = {"description": f"no valid credentials with the {route.role!r} role"}
+            responses["401"] = {"description": "no valid credentials"}
+            responses["403"] = {
+                "description": f"a credential without the {route.role!r} scope, or from outside its networks"
+            }
+            responses["429"] = {"description": "the username is locked after five failed logins within a minute"}
             operation["x-role"] = route.role
         if route.body is not None:
             media, schema = route.body

@@ -11,8 +11,8 @@ from starlette.responses import Response
 JSON = "application/json"
 
 
-def json_reply(value: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(value), status, media_type=JSON)
+def json_reply(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(msgspec.json.encode(value), status, media_type=JSON, headers=headers)
 
 
 def sends_json(request: Request) -> bool:

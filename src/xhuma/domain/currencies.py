@@ -1,4 +1,5 @@
-"""ISO 4217 currencies by their numeric code, as PPU and SUV amounts carry them.
+"""ISO 4217 currencies by their numeric code, as PPU and SUV amounts carry them, and the bound on
+an amount.
 
 From pycountry's copy of the ISO data, less the codes that are not money a retailer takes:
 precious metals, fund units, "no currency" (999) and the testing code (963)."""
@@ -15,3 +16,6 @@ ISO_NUMERIC: frozenset[str] = frozenset(
 
 ISO_NUMERIC_PATTERN = "^(?:" + "|".join(sorted(ISO_NUMERIC)) + ")$"
 """A regex for wire structs: msgspec checks it while decoding, at no cost to a valid message."""
+
+MAX_MINOR_UNITS = 2**53 - 1
+"""The largest amount accepted, in minor units: the largest integer every JSON parser keeps exactly."""

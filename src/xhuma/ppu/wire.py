@@ -9,13 +9,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from xhuma.domain.currencies import ISO_NUMERIC_PATTERN
+from xhuma.domain.currencies import ISO_NUMERIC_PATTERN, MAX_MINOR_UNITS
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:?\d{2})$"
-
-MAX_MINOR_UNITS = 2**53 - 1
-"""The largest amount accepted: the largest integer every JSON parser keeps exactly."""
 
 Uuid = Annotated[str, Meta(pattern=UUID_PATTERN, description="an RFC 4122 UUID, 8-4-4-4-12 hex")]
 DateTime = Annotated[str, Meta(pattern=RFC3339_PATTERN, description="an RFC 3339 date-time")]

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xhuma.validation import FieldError
+from xhuma.validation import FieldError, whole_number
 
 METER_ID = re.compile(r"^[a-zA-Z0-9]{1,20}$")
 CSV_COLUMNS = ("municipality", "provider", "rank")
@@ -62,7 +62,11 @@ def preferences_from_csv(text: str, known: Collection[str]) -> list[PreferenceCh
     """Parse a preferences file: header `municipality,provider,rank`, one row per provider, rank
     a whole number from 1 (first choice) or `excluded`. Each municipality named in the file gets
     exactly the preferences the file gives it; the others are left as they are."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        rows_read = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise RoutingChangeError([FieldError("body", f"not CSV: {exc}")]) from None
+    reader = iter(rows_read)
     header = [h.strip().lower() for h in next(reader, [])]
     if tuple(header) != CSV_COLUMNS:
         raise RoutingChangeError([FieldError("line 1", f"header must be {','.join(CSV_COLUMNS)}", header)])
@@ -80,10 +84,10 @@ def preferences_from_csv(text: str, known: Collection[str]) -> list[PreferenceCh
             errors.append(FieldError(f"line {line}: provider", f"unknown; configured: {sorted(known)}", provider))
         rank: int | None = None
         if rank_text.lower() != EXCLUDED:
-            if not rank_text.isdigit() or int(rank_text) < 1:
+            rank = whole_number(rank_text, low=1)
+            if rank is None:
                 errors.append(FieldError(f"line {line}: rank", f"a whole number from 1, or {EXCLUDED}", rank_text))
                 continue
-            rank = int(rank_text)
         entries = rows.setdefault(municipality, [])
         if any(p == provider for _, p in entries):
             errors.append(FieldError(f"line {line}: provider", f"listed twice for {municipality}", provider))

@@ -32,14 +32,25 @@ def _one(query: Any) -> Op[dict[str, Any] | None]:
     return read
 
 
-def add_client(actor: Actor, username: str, password: str, client_id: str, name: str, role: str) -> Op[None]:
+def add_client(
+    actor: Actor,
+    username: str,
+    password: str,
+    client_id: str,
+    name: str,
+    role: str,
+    *,
+    networks: tuple[credentials.Network, ...] = (),
+    cert_subject: str | None = None,
+) -> Op[None]:
     """The credential's binding before and after (never its password or hash)."""
+    c = api_clients.c
     state = _one(
-        select(api_clients.c.client_id, api_clients.c.name, api_clients.c.role, api_clients.c.enabled).where(
-            api_clients.c.username == username
-        )
+        select(c.client_id, c.name, c.role, c.enabled, c.networks, c.cert_subject).where(c.username == username)
     )
-    change = credentials.add_client(username, password, client_id, name, role)
+    change = credentials.add_client(
+        username, password, client_id, name, role, networks=networks, cert_subject=cert_subject
+    )
     return audited(change, actor, "clients.add", username, state)
 
 

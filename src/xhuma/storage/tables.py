@@ -42,6 +42,10 @@ api_clients = Table(
     # "retail" may use the retail interfaces; "admin" the operator API.
     Column("role", String(16), nullable=False, default="retail"),
     Column("created_us", BigInteger, nullable=False),
+    # Source networks the credential may be used from, comma-separated CIDRs (null: anywhere).
+    Column("networks", Text, nullable=True),
+    # The client certificate subject the credential is bound to under mutual TLS (null: none).
+    Column("cert_subject", String(200), nullable=True),
 )
 
 transactions = Table(

@@ -13,6 +13,9 @@ from typing import Any
 
 import msgspec
 
+from xhuma.domain.currencies import ISO_NUMERIC, MAX_MINOR_UNITS
+from xhuma.validation import whole_number
+
 PRODUCT_TYPES = frozenset({"gift", "gaming", "streaming", "transport", "airtime", "data", "betting", "other"})
 CSV_HEADER = (
     "product_code,name,type,description,value_type,amount,min_amount,max_amount,currency,"
@@ -64,8 +67,12 @@ class CatalogueError(ValueError):
 
 def products_from_csv(text: str) -> list[Product]:
     """One row per provider mapping; rows of one product must agree on its own fields."""
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise CatalogueError([CatalogueProblem("line 1", "$", f"not CSV: {exc}")]) from None
+    if tuple(fieldnames or ()) != COLUMNS:
         raise CatalogueError([CatalogueProblem("line 1", "header", f"expected {CSV_HEADER}")])
     problems: list[CatalogueProblem] = []
     rows: list[tuple[str, dict[str, Any]]] = []
@@ -195,7 +202,7 @@ def _product(where: str, raw: dict[str, Any], problems: list[CatalogueProblem]) 
         elif low > high:
             problem("max_amount", "must not be below min_amount")
     currency = raw.get("currency") or "710"
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isdigit()):
+    if currency not in ISO_NUMERIC:
         problem("currency", "an ISO 4217 numeric code such as 710")
     valid_from = _day(raw.get("valid_from"), "valid_from", problem)
     valid_to = _day(raw.get("valid_to"), "valid_to", problem)
@@ -212,16 +219,15 @@ def _product(where: str, raw: dict[str, Any], problems: list[CatalogueProblem]) 
             problem(f"mappings[{index}]", "expected an object")
             continue
         provider, provider_code, rank = (mapping.get(k) for k in ("provider", "provider_product_code", "rank"))
-        if not isinstance(provider, str) or not provider:
-            problem(prefix + "provider", "is required")
+        if not isinstance(provider, str) or not provider or len(provider) > 40:
+            problem(prefix + "provider", "is required, at most 40 characters")
         if not isinstance(provider_code, str) or not provider_code or len(provider_code) > 40:
             problem(prefix + "provider_product_code", "is required, at most 40 characters")
-        rank_value = 1 if rank is None else rank
-        whole = isinstance(rank_value, int) or isinstance(rank_value, str) and rank_value.isdigit()
-        if not whole or int(rank_value) < 1:
-            problem(prefix + "rank", "a whole number from 1")
-        if len(problems) == before:
-            mappings.append(ProviderMapping(str(provider), str(provider_code), int(rank_value)))
+        rank_value = 1 if rank is None else whole_number(rank if isinstance(rank, str) else None, low=1, high=10_000)
+        if rank_value is None:
+            problem(prefix + "rank", "a whole number from 1 to 10000")
+        if len(problems) == before and rank_value is not None:
+            mappings.append(ProviderMapping(str(provider), str(provider_code), rank_value))
     if len(problems) != before:
         return None
     return _with_mappings(
@@ -245,8 +251,9 @@ def _product(where: str, raw: dict[str, Any], problems: list[CatalogueProblem]) 
 def _minor_units(value: Any, name: str, problem: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    units = whole_number(value, high=MAX_MINOR_UNITS) if isinstance(value, str) else None
+    if units is not None:
+        return units
     problem(name, "a whole number of minor units (cents)")
     return None
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from msgspec import Meta
 
-from xhuma.domain.currencies import ISO_NUMERIC
-from xhuma.ppu.wire import MAX_MINOR_UNITS, CurrencyCode, Customer, DateTime, Institution, Originator, Uuid, Wire
+from xhuma.domain.currencies import ISO_NUMERIC, MAX_MINOR_UNITS
+from xhuma.ppu.wire import CurrencyCode, Customer, DateTime, Institution, Originator, Uuid, Wire
 
 if TYPE_CHECKING:
     NumericCurrency = int

@@ -1,0 +1,131 @@
+"""One authentication layer for every route (event loop; reads the database only through the
+credential cache's `Database.run`).
+
+A Starlette authentication backend reads the request's credentials once, before any route
+code and before the body is read: HTTP Basic today (bearer tokens plug in here). It checks the
+username's lockout, the password, and the credential's source networks. Every route then
+declares the scope it needs (roles are scopes: retail -> ppu, suv; admin; bank) through
+`protect`, and each API answers a refusal in its own error shape: 401 without valid credentials,
+403 for a credential without the route's scope or from outside its networks, 429 while the
+username is locked."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from xhuma.security.credentials import ApiClient, Authenticator
+from xhuma.security.lockout import Lockout
+
+OPEN = None
+"""The scope of a route anyone may call (/health, /openapi.json)."""
+REFUSAL_KEY = "xhuma.refusal"
+
+
+@dataclass(frozen=True)
+class Principal(BaseUser):
+    """Who is calling: the verified credential."""
+
+    client: ApiClient
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.client.username
+
+    @property
+    def identity(self) -> str:
+        return self.client.username
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused before its route runs (kept on the request for the journal)."""
+
+    status: int
+    reason: str
+    username: str | None = None
+
+
+Deny = Callable[[Request, Refusal], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def basic_credentials(connection: HTTPConnection) -> tuple[str, str] | None:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (username, password) if sep else None
+
+
+class CredentialsBackend(AuthenticationBackend):
+    def __init__(self, authenticator: Authenticator, lockout: Lockout) -> None:
+        self.authenticator = authenticator
+        self.lockout = lockout
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        given = basic_credentials(conn)
+        if given is None:
+            conn.scope[REFUSAL_KEY] = Refusal(401, "no credentials")
+            return None
+        username, password = given
+        if self.lockout.locked(username, time.monotonic()):
+            conn.scope[REFUSAL_KEY] = Refusal(429, f"{username} is locked after failed logins", username)
+            return None
+        client = await self.authenticator.authenticate(username, password)
+        if client is None:
+            locked = self.lockout.failed(username, time.monotonic())
+            reason = f"bad credentials for {username}" + ("; now locked" if locked else "")
+            conn.scope[REFUSAL_KEY] = Refusal(401, reason, username)
+            return None
+        self.lockout.succeeded(username)
+        host = conn.client.host if conn.client else None
+        if not client.allows_address(host):
+            conn.scope[REFUSAL_KEY] = Refusal(403, f"{username} may not be used from {host}", username)
+            return None
+        return AuthCredentials(sorted(client.scopes)), Principal(client)
+
+
+def protect(scope: str, deny: Deny, endpoint: Endpoint) -> Endpoint:
+    """The route runs only for a credential with `scope`; anything else is answered by `deny`."""
+
+    async def guarded(request: Request) -> Response:
+        if isinstance(request.user, Principal):
+            if scope in request.auth.scopes:
+                return await endpoint(request)
+            refusal = Refusal(403, f"{request.user.display_name} lacks the {scope} scope", request.user.display_name)
+        else:
+            refusal = request.scope.get(REFUSAL_KEY) or Refusal(401, "no credentials")
+        return await deny(request, refusal)
+
+    return guarded
+
+
+def principal(request: Request) -> ApiClient:
+    """The verified credential of a request that passed `protect`."""
+    user = request.user
+    assert isinstance(user, Principal)
+    return user.client
+
+
+def refusal_headers(refusal: Refusal) -> dict[str, str]:
+    """What a client needs to act on a refusal: the auth scheme to use, or when to try again."""
+    if refusal.status == 401:
+        return {"WWW-Authenticate": 'Basic realm="xhuma"'}
+    if refusal.status == 429:
+        return {"Retry-After": "60"}
+    return {}
