@@ -94,11 +94,16 @@ class _Eft(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     clearing_code: Annotated[int, Meta(ge=0, le=99999)] = 9000
 
 
+class _OAuth(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    token_seconds: Seconds = 3600.0
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     switch: _Switch = _Switch()
     providers: list[_Provider] = []
     saf: _Saf = _Saf()
     eft: _Eft = _Eft()
+    oauth: _OAuth = _OAuth()
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,8 @@ class Settings:
     drain_seconds: float = 10.0
     lockout_seconds: float = 300.0
     """How long a username stays locked after five failed logins within a minute."""
+    token_seconds: float = 3600.0
+    """How long an OAuth2 access token is valid."""
     """Once told to stop, how long `xhuma serve` lets requests in flight finish, and then how long
     its store-and-forward worker has to settle the deliveries it holds."""
     credential_cache_seconds: float = 30.0
@@ -192,6 +199,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         max_body_bytes=switch.max_body_bytes,
         drain_seconds=switch.drain_seconds,
         lockout_seconds=switch.lockout_seconds,
+        token_seconds=file.oauth.token_seconds,
         credential_cache_seconds=switch.credential_cache_seconds,
         saf=_saf(file.saf),
         serve_runs_worker=file.saf.in_server,

@@ -26,6 +26,7 @@ from xhuma.routing import Router
 from xhuma.routing.refresh import refresh_stale
 from xhuma.saf.worker import Deliverer, SafWorker
 from xhuma.security.credentials import Authenticator
+from xhuma.security.oauth import TokenService
 from xhuma.storage.db import Database, migrate
 from xhuma.storage.journal import Journal
 from xhuma.vouchers.delivery import VoucherDeliverer, recover_stale_vouchers
@@ -60,6 +61,7 @@ class Node:
             institution,
         )
         self.auth = Authenticator(self.db, cache_seconds=settings.credential_cache_seconds)
+        self.tokens = TokenService(self.db, lifetime_seconds=settings.token_seconds)
         deliverers: list[Deliverer] = [PpuDeliverer(self.switch), VoucherDeliverer(self.vouchers)]
         bank = settings.eft.bank
         self.bank = JsonHttpAdapter(bank) if bank is not None else None

@@ -2,7 +2,7 @@
 credential cache's `Database.run`).
 
 A Starlette authentication backend reads the request's credentials once, before any route
-code and before the body is read: HTTP Basic today (bearer tokens plug in here). It checks the
+code and before the body is read: HTTP Basic, or an OAuth2 bearer token (`security/oauth.py`). It checks the
 username's lockout, the password, and the credential's source networks. Every route then
 declares the scope it needs (roles are scopes: retail -> ppu, suv; admin; bank) through
 `protect`, and each API answers a refusal in its own error shape: 401 without valid credentials,
@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from xhuma.security.credentials import ApiClient, Authenticator
 from xhuma.security.lockout import Lockout
+from xhuma.security.oauth import TokenService
 
 OPEN = None
 """The scope of a route anyone may call (/health, /openapi.json)."""
@@ -72,12 +73,21 @@ def basic_credentials(connection: HTTPConnection) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
+def bearer_token(connection: HTTPConnection) -> str | None:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
 class CredentialsBackend(AuthenticationBackend):
-    def __init__(self, authenticator: Authenticator, lockout: Lockout) -> None:
+    def __init__(self, authenticator: Authenticator, lockout: Lockout, tokens: TokenService) -> None:
         self.authenticator = authenticator
         self.lockout = lockout
+        self.tokens = tokens
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        token = bearer_token(conn)
+        if token is not None:
+            return await self._bearer(conn, token)
         given = basic_credentials(conn)
         if given is None:
             conn.scope[REFUSAL_KEY] = Refusal(401, "no credentials")
@@ -93,11 +103,26 @@ class CredentialsBackend(AuthenticationBackend):
             conn.scope[REFUSAL_KEY] = Refusal(401, reason, username)
             return None
         self.lockout.succeeded(username)
+        return self._admitted(conn, client, client.scopes)
+
+    async def _bearer(self, conn: HTTPConnection, encoded: str) -> tuple[AuthCredentials, BaseUser] | None:
+        """An OAuth2 access token: its scopes are those it was issued with (never more than
+        its user's role), and its user must still be enabled and calling from its networks."""
+        token = await self.tokens.verify(encoded)
+        client = await self.authenticator.lookup(token.sub) if token is not None else None
+        if token is None or client is None:
+            conn.scope[REFUSAL_KEY] = Refusal(401, "the bearer token is not valid, has expired or was revoked")
+            return None
+        return self._admitted(conn, client, token.scopes & client.scopes)
+
+    def _admitted(
+        self, conn: HTTPConnection, client: ApiClient, scopes: frozenset[str]
+    ) -> tuple[AuthCredentials, BaseUser] | None:
         host = conn.client.host if conn.client else None
         if not client.allows_address(host):
-            conn.scope[REFUSAL_KEY] = Refusal(403, f"{username} may not be used from {host}", username)
+            conn.scope[REFUSAL_KEY] = Refusal(403, f"{client.username} may not be used from {host}", client.username)
             return None
-        return AuthCredentials(sorted(client.scopes)), Principal(client)
+        return AuthCredentials(sorted(scopes)), Principal(client)
 
 
 def protect(scope: str, deny: Deny, endpoint: Endpoint) -> Endpoint:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from xhuma.api.access import CredentialsBackend, Deny, Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import admin_routes
 from xhuma.api.eft import eft_routes
+from xhuma.api.oauth import oauth_routes
 from xhuma.api.openapi import build_openapi
 from xhuma.api.replies import sends_json
 from xhuma.api.suv import suv_routes
@@ -173,18 +174,19 @@ def create_app(settings: Settings) -> Starlette:
     routes += suv_routes(state, read_body, BodyTooLarge)
     routes += eft_routes(state)
     routes += admin_routes(state)
+    lockout = Lockout(lock_seconds=settings.lockout_seconds)
+    routes += oauth_routes(state, lockout)
     routes += [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
     ]
-    lockout = Lockout(lock_seconds=settings.lockout_seconds)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: unexpected},
         middleware=[
             Middleware(RefuseControlCharactersInUrl),
-            Middleware(AuthenticationMiddleware, backend=CredentialsBackend(state.auth, lockout)),
+            Middleware(AuthenticationMiddleware, backend=CredentialsBackend(state.auth, lockout, state.tokens)),
         ],
     )
     app.state.node = state

@@ -57,6 +57,25 @@ ROUTES = (
     Described("get", "/health", "200 once the node serves, 503 while it starts", role=None, refusals=(503,)),
     Described("get", "/openapi.json", "This document", role=None),
     Described(
+        "post",
+        "/oauth/token",
+        "An OAuth2 access token (RFC 6749): grant_type password or client_credentials",
+        body=(
+            "application/x-www-form-urlencoded",
+            {
+                "type": "object",
+                "required": ["grant_type"],
+                "properties": {
+                    name: {"type": "string"}
+                    for name in ("grant_type", "username", "password", "client_id", "client_secret", "scope")
+                },
+            },
+        ),
+        refusals=(400, 401),
+        role=None,
+    ),
+    Described("get", "/.well-known/jwks.json", "The public keys that verify access tokens", role=None),
+    Described(
         "get",
         "/admin/saf",
         "Store-and-forward entries",

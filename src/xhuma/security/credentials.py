@@ -146,6 +146,12 @@ class Authenticator:
         self._verified: dict[tuple[str, bytes], tuple[ApiClient, float]] = {}
         self._pending: dict[tuple[str, bytes], asyncio.Future[ApiClient | None]] = {}
 
+    async def lookup(self, username: str) -> ApiClient | None:
+        """The enabled credential of a username whose identity was proved otherwise (a signed
+        token): no password to check, so always read fresh, never from the cache."""
+        row = await self.db.run(_load(username))
+        return _client(row) if row is not None and row.enabled else None
+
     async def authenticate(self, username: str, password: str) -> ApiClient | None:
         """The enabled credential with this username and password, or None."""
         digest = hmac.new(self._key, password.encode(), hashlib.sha256).digest()

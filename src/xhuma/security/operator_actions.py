@@ -14,7 +14,7 @@ from xhuma.eft.intake import IntakeResult
 from xhuma.routing import contracts
 from xhuma.routing.operator import PreferenceChange
 from xhuma.saf import queue
-from xhuma.security import credentials
+from xhuma.security import credentials, oauth
 from xhuma.security.audit import Actor, audited, record
 from xhuma.storage.tables import api_clients, reconciliation_exceptions
 from xhuma.vouchers import catalogue_store, store
@@ -149,3 +149,17 @@ def eft_file_taken(actor: Actor, name: str, result: IntakeResult) -> Op[None]:
         record(conn, actor, "eft.ingest", name, None, outcome)
 
     return change
+
+
+def revoke_token(actor: Actor, jti: str, lifetime_seconds: float) -> Op[None]:
+    return audited(oauth.revoke(jti, lifetime_seconds), actor, "tokens.revoke", jti)
+
+
+def revoke_tokens_of(actor: Actor, username: str, lifetime_seconds: float) -> Op[None]:
+    return audited(oauth.revoke_all(username, lifetime_seconds), actor, "tokens.revoke_all", username)
+
+
+def rotate_signing_key(actor: Actor) -> Op[str]:
+    """A new token signing key; the one signing until now verifies until its tokens expire."""
+    kid, pem, jwk = oauth.new_key()
+    return audited(oauth.add_key(kid, pem, jwk, retire_others=True), actor, "tokens.rotate_key", kid)

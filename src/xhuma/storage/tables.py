@@ -408,3 +408,27 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+oauth_keys = Table(
+    "oauth_keys",
+    metadata,
+    # The ES256 keys that sign access tokens (`xhuma.security.oauth`): the newest unretired one
+    # signs; a retired one still verifies until the tokens it signed have expired.
+    Column("kid", String(40), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("retired_us", BigInteger, nullable=True),
+)
+
+oauth_revocations = Table(
+    "oauth_revocations",
+    metadata,
+    # A revoked token (by its jti), or every token of a username issued before `before_us`
+    # (jti "*" + username): kept until `expires_us`, after which the token would fail anyway.
+    Column("jti", String(140), primary_key=True),
+    Column("username", String(100), nullable=False),
+    Column("before_us", BigInteger, nullable=True),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
