@@ -56,13 +56,16 @@ class Server:
         )
         self.wait_healthy()
 
+    def health_check(self) -> httpx.Response:
+        return httpx.get(self.url + "/health", timeout=1)
+
     def wait_healthy(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if self.health_check().status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -23,6 +23,7 @@ from xhuma.providers import VOUCHER_KINDS
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
 from xhuma.saf.worker import SafSettings
 from xhuma.storage.db import database_url
+from xhuma.tls import TlsError, TlsFiles, server_context
 
 DEFAULT_PROVIDER = ProviderConfig(name="sim", base_url="http://127.0.0.1:8090")
 
@@ -98,12 +99,19 @@ class _OAuth(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token_seconds: Seconds = 3600.0
 
 
+class _Tls(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    cert: Annotated[str, Meta(min_length=1)] | None = None
+    key: Annotated[str, Meta(min_length=1)] | None = None
+    client_ca: Annotated[str, Meta(min_length=1)] | None = None
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     switch: _Switch = _Switch()
     providers: list[_Provider] = []
     saf: _Saf = _Saf()
     eft: _Eft = _Eft()
     oauth: _OAuth = _OAuth()
+    tls: _Tls = _Tls()
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,8 @@ class Settings:
     routing_refresh_days: float = 30.0
     """Meters no provider has spoken about for this long are asked about again (0: never)."""
     eft: EftSettings = field(default_factory=EftSettings)
+    tls: TlsFiles | None = None
+    """HTTPS on `xhuma serve`'s listener (and mutual TLS with a client CA); None: plain HTTP."""
     source: str | None = None
 
 
@@ -208,6 +218,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         health_check_seconds=switch.health_check_seconds,
         routing_refresh_days=switch.routing_refresh_days,
         eft=_eft(file.eft),
+        tls=_tls(file.tls, path),
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)
@@ -316,6 +327,27 @@ def _eft(raw: _Eft) -> EftSettings:
         sender_code=raw.sender_code,
         clearing_code=raw.clearing_code,
     )
+
+
+def tls_files(cert: str | Path | None, key: str | Path | None, client_ca: str | Path | None) -> TlsFiles | None:
+    """The listener's TLS files, checked: readable, and loading as a certificate and key pair
+    (and a CA); None without a certificate or key. TlsError names the setting at fault."""
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise TlsError("client_ca", "a client CA needs a server certificate and key too")
+        return None
+    if cert is None or key is None:
+        raise TlsError("cert" if cert is None else "key", "a certificate and its key go together; one is missing")
+    files = TlsFiles(Path(cert), Path(key), Path(client_ca) if client_ca is not None else None)
+    server_context(files)
+    return files
+
+
+def _tls(raw: _Tls, path: str | Path) -> TlsFiles | None:
+    try:
+        return tls_files(raw.cert, raw.key, raw.client_ca)
+    except TlsError as exc:
+        raise ConfigError(f"{path}: tls.{exc.which}: {exc}") from None
 
 
 def _provider(raw: _Provider) -> ProviderConfig:

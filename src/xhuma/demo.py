@@ -5,6 +5,8 @@ It starts a simulated PPU provider, a simulated voucher provider and the switch 
 processes, adds a demo credential and a sample voucher catalogue, sends lookup -> purchase ->
 confirm through the switch as a retailer would and prints the token and a till slip, then
 issues and confirms a voucher and prints it, and keeps everything serving until interrupted.
+With `--tls` the switch serves HTTPS only, with a certificate from a throw-away CA it makes under
+var/tls/ (ca.pem is what a client trusts: `curl --cacert var/tls/ca.pem ...`).
 
 Stopping: SIGTERM (`kill`), SIGINT (Ctrl-C) and SIGHUP (a closed terminal) each stop the demo
 and every process it started. Each child runs in a session of its own (so a terminal's signal
@@ -22,6 +24,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,6 +48,8 @@ STOP_SECONDS = 10.0
 """How long the children have to stop after SIGTERM before they are killed (the switch's own
 drain is shorter: see DRAIN_SECONDS)."""
 DRAIN_SECONDS = 5.0
+TLS_FOLDER = Path("var") / "tls"
+"""Where `xhuma demo --tls` writes its throw-away CA (ca.pem) and the switch's certificate."""
 
 
 class Stopped(Exception):
@@ -112,13 +117,15 @@ def stop_children(children: list[subprocess.Popen[bytes]], seconds: float = STOP
         child.wait()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], seconds: float = 30.0, context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ChildFailed(f"{url} exited with status {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except (OSError, http.client.HTTPException):  # refused, reset, or not answering yet
@@ -127,7 +134,60 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 3
     raise ChildFailed(f"{url} did not become healthy within {seconds:.0f} s")
 
 
-def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def make_demo_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A new throw-away CA and a server certificate it signed for 127.0.0.1, ::1 and localhost,
+    valid 30 days: (ca.pem, server.pem, server.key), the key readable by its owner only."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xhuma demo CA (throw-away)")])
+
+    def certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.DNSName("localhost")] + [
+                x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")
+            ]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    server_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "xhuma demo"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+        ]
+    )
+    ca_pem, cert_pem, key_pem = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_pem.write_bytes(certificate(ca_name, ca_key, True).public_bytes(serialization.Encoding.PEM))
+    cert_pem.write_bytes(certificate(server_name, server_key, False).public_bytes(serialization.Encoding.PEM))
+    key_pem.touch(mode=0o600)
+    key_pem.chmod(0o600)
+    key_pem.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return ca_pem, cert_pem, key_pem
+
+
+def _post(url: str, body: dict[str, Any], context: ssl.SSLContext | None = None) -> tuple[int, dict[str, Any]]:
     token = base64.b64encode(f"{DEMO_USER}:{DEMO_PASSWORD}".encode()).decode()
     request = urllib.request.Request(
         url,
@@ -136,7 +196,7 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             raw = response.read()
             return response.status, json.loads(raw) if raw else {}
     except urllib.error.HTTPError as exc:
@@ -194,23 +254,23 @@ def _cash_confirmation(request_id: str, identifiers: list[Any], amount: int) -> 
     }
 
 
-def _issue_vouchers(port: int) -> int:
+def _issue_vouchers(origin: str, context: ssl.SSLContext | None) -> int:
     """Issue and confirm a gift voucher from the sample catalogue and one routed by its receiver
     (no product, as SUV allows), as a digital channel would."""
-    base = f"http://127.0.0.1:{port}/suv/v1"
+    base = f"{origin}/suv/v1"
     for label, routing in VOUCHER_PROVISIONS:
         provision = {
             **retail_message(DEMO_CLIENT, client_name="Demo Retailer"),
             "thirdPartyIdentifiers": [{"institutionId": DEMO_CLIENT, "transactionIdentifier": "DEMO-1"}],
             **routing,
         }
-        status, issued = _post(f"{base}/vouchers", provision)
+        status, issued = _post(f"{base}/vouchers", provision, context)
         print(f"voucher issue  HTTP {status}  {label}")
         if status != 201:
             print(json.dumps(issued, indent=2))
             return 1
         confirmation = _cash_confirmation(provision["id"], issued["thirdPartyIdentifiers"], 10000)
-        status, _ = _post(f"{base}/vouchers/confirmations", confirmation)
+        status, _ = _post(f"{base}/vouchers/confirmations", confirmation, context)
         print(f"confirmation   HTTP {status}")
         voucher = issued["voucher"]
         print(f"voucher        {voucher['code']} (serial {voucher.get('serialNumber', '-')}), {label}")
@@ -219,14 +279,15 @@ def _issue_vouchers(port: int) -> int:
     return 0
 
 
-def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = False) -> int:
-    """Run the demo; 0 after `once`, or when stopped by a signal."""
+def run_demo(port: int, simulator_port: int, voucher_port: int, *, once: bool = False, tls: bool = False) -> int:
+    """Run the demo; 0 after `once`, or when stopped by a signal. With `tls`, the switch serves
+    HTTPS with a certificate from a throw-away CA made under var/tls/."""
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:
             signal.signal(sig, _raise_stopped)
     children: list[subprocess.Popen[bytes]] = []
     try:
-        return _run(port, simulator_port, voucher_port, children, once=once)
+        return _run(port, simulator_port, voucher_port, children, once=once, tls=tls)
     except Stopped as stop:
         if stop.signum == signal.SIGHUP:
             _quiet()  # the terminal is gone: writing to it would fail
@@ -256,7 +317,13 @@ def _quiet() -> None:
 
 
 def _run(
-    port: int, simulator_port: int, voucher_port: int, children: list[subprocess.Popen[bytes]], *, once: bool
+    port: int,
+    simulator_port: int,
+    voucher_port: int,
+    children: list[subprocess.Popen[bytes]],
+    *,
+    once: bool,
+    tls: bool = False,
 ) -> int:
     var = Path("var")
     var.mkdir(exist_ok=True)
@@ -270,6 +337,12 @@ def _run(
         f'username = "xhuma"\npassword = "demo"\nread_timeout = 15\n'
         f'receiver_ids = ["{DEMO_RECEIVER}"]\ndefault_product_code = "VCH-STREAM"\n'
     )
+    origin, context = f"http://127.0.0.1:{port}", None
+    if tls:
+        ca, cert, key = make_demo_certificates(TLS_FOLDER)
+        with config.open("a") as file:
+            file.write(f'\n[tls]\ncert = "{cert.resolve()}"\nkey = "{key.resolve()}"\n')
+        origin, context = f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=ca)
     db = Database()
     migrate(db.engine)
     db.run_sync(add_client(DEMO_USER, DEMO_PASSWORD, DEMO_CLIENT, "Demo Retailer"))
@@ -290,35 +363,39 @@ def _run(
         children.append(subprocess.Popen([*command, *args], env=env, start_new_session=True, preexec_fn=preexec))
     _wait_healthy(f"http://127.0.0.1:{simulator_port}/health", children[0])
     _wait_healthy(f"http://127.0.0.1:{voucher_port}/health", children[1])
-    _wait_healthy(f"http://127.0.0.1:{port}/health", children[2])
-    base = f"http://127.0.0.1:{port}/prepaidutility/v3"
+    _wait_healthy(f"{origin}/health", children[2], context=context)
+    base = f"{origin}/prepaidutility/v3"
     meter = {"meterId": "TST001"}
     lookup = {**_base_message(), "meter": meter}
-    status, answer = _post(f"{base}/meterLookups/{lookup['id']}", lookup)
+    status, answer = _post(f"{base}/meterLookups/{lookup['id']}", lookup, context)
     print(
         f"meter lookup   HTTP {status}: {answer.get('utility', {}).get('name')} "
         f"for {answer.get('customer', {}).get('firstName', '')} {answer.get('customer', {}).get('lastName', '')}"
     )
     amount = (answer.get("minAmount") or {}).get("amount", 10000)
     purchase = {**_base_message(), "meter": meter, "purchaseAmount": {"amount": amount, "currency": "710"}}
-    status, bought = _post(f"{base}/tokenPurchases/{purchase['id']}", purchase)
+    status, bought = _post(f"{base}/tokenPurchases/{purchase['id']}", purchase, context)
     print(f"token purchase HTTP {status}")
     if status != 201:
         print(json.dumps(bought, indent=2))
         return 1
     confirmation = _cash_confirmation(purchase["id"], bought["thirdPartyIdentifiers"], amount)
-    status, _ = _post(f"{base}/tokenPurchases/{purchase['id']}/confirmations/{confirmation['id']}", confirmation)
+    status, _ = _post(
+        f"{base}/tokenPurchases/{purchase['id']}/confirmations/{confirmation['id']}", confirmation, context
+    )
     print(f"confirmation   HTTP {status}")
     print()
     print(till_slip(bought))
     print()
-    if _issue_vouchers(port):
+    if _issue_vouchers(origin, context):
         return 1
     print()
-    print(f"switch (retail API)  http://127.0.0.1:{port}/prepaidutility/v3")
-    print(f"OpenAPI document     http://127.0.0.1:{port}/openapi.json")
-    print(f"health               http://127.0.0.1:{port}/health")
-    print(f"switch (vouchers)    http://127.0.0.1:{port}/suv/v1  (products: GET /suv/v1/products)")
+    print(f"switch (retail API)  {origin}/prepaidutility/v3")
+    print(f"OpenAPI document     {origin}/openapi.json")
+    print(f"health               {origin}/health")
+    print(f"switch (vouchers)    {origin}/suv/v1  (products: GET /suv/v1/products)")
+    if tls:
+        print(f"try it               curl --cacert {TLS_FOLDER / 'ca.pem'} {origin}/health")
     print(f"simulated provider   http://127.0.0.1:{simulator_port}/prepaidutility/v3")
     print(f"voucher provider     http://127.0.0.1:{voucher_port}/suv/v1")
     print(f"demo credential      {DEMO_USER}:{DEMO_PASSWORD} (client id {DEMO_CLIENT})")

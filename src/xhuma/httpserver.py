@@ -3,12 +3,19 @@
 The port is bound first, before the app is built (`listen`, then `serve_on`), so a taken port
 stops a process before it touches anything else. SIGTERM, SIGINT and SIGHUP each stop the
 server the same way: it stops accepting, lets the requests in flight finish (up to
-`drain_seconds`), runs the app's shutdown, and returns; the process then exits 0."""
+`drain_seconds`), runs the app's shutdown, and returns; the process then exits 0.
+
+With TLS (`serve_on(..., tls=ServerTls(...))`) the listener speaks HTTPS only, and SIGHUP no
+longer stops the server: it re-reads the certificate, key and client CA for new connections
+(see `xhuma.tls`). Each request's scope then carries the ASGI TLS extension,
+`scope["extensions"]["tls"]`, with the client certificate's subject under mutual TLS (uvicorn
+does not fill it in: `_with_tls_scope` adds it from the connection's SSL object)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import math
 import signal
 import socket
@@ -17,6 +24,9 @@ import threading
 from collections.abc import Generator
 from typing import Any
 
+from xhuma.tls import ServerTls, TlsError, tls_extension
+
+log = logging.getLogger("xhuma.tls")
 DRAIN_SECONDS = 10.0
 """How long, by default, requests in flight may take to finish once a server is told to stop."""
 
@@ -50,28 +60,43 @@ def run_asgi(app: Any, host: str, port: int, *, drain_seconds: float = DRAIN_SEC
     serve_on(listen(host, port), app, drain_seconds=drain_seconds)
 
 
-def serve_on(sock: socket.socket, app: Any, *, drain_seconds: float = DRAIN_SECONDS) -> None:
-    """Serve `app` on a socket from `listen` until a stop signal, then drain and return."""
+def serve_on(
+    sock: socket.socket, app: Any, *, drain_seconds: float = DRAIN_SECONDS, tls: ServerTls | None = None
+) -> None:
+    """Serve `app` on a socket from `listen` until a stop signal, then drain and return; with
+    `tls`, HTTPS only, and SIGHUP reloads the certificates instead of stopping."""
     import uvicorn
 
+    http = _first_installed("httptools", "h11")
     config = uvicorn.Config(
         AnswerAfterTheBody(app),
         loop=_first_installed("uvloop", "asyncio"),
-        http=_first_installed("httptools", "h11"),
+        http=_with_tls_scope(http) if tls else http,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=math.ceil(max(0.0, drain_seconds)),
+        ssl_context_factory=(lambda _config, _default: tls.context) if tls else None,
     )
-    server = _graceful_server(config)
+    server = _graceful_server(config, tls)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)  # the app failed to start; uvicorn has logged why
 
 
-def _graceful_server(config: Any) -> Any:
-    """uvicorn's Server, stopping on SIGHUP too, and returning once it has shut down (uvicorn
-    re-raises the signal afterwards, which would end the process with the signal's status)."""
+def _graceful_server(config: Any, tls: ServerTls | None = None) -> Any:
+    """uvicorn's Server, stopping on SIGHUP too (reloading the certificates instead, with TLS),
+    and returning once it has shut down (uvicorn re-raises the signal afterwards, which would
+    end the process with the signal's status)."""
     import uvicorn
+
+    def reload(_signum: int, _frame: Any) -> None:
+        assert tls is not None
+        try:
+            tls.reload()
+        except TlsError as exc:
+            log.error("SIGHUP: certificates not reloaded, the previous ones stay in use: %s", exc)
+            return
+        log.warning("SIGHUP: reloaded %s for new connections", ", ".join(str(f) for f in _files(tls)))
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -79,7 +104,10 @@ def _graceful_server(config: Any) -> Any:
             if threading.current_thread() is not threading.main_thread():
                 yield  # signals reach the main thread only
                 return
-            originals = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+            originals = {
+                sig: signal.signal(sig, reload if tls and sig == signal.SIGHUP else self.handle_exit)
+                for sig in STOP_SIGNALS
+            }
             try:
                 yield
             finally:
@@ -87,6 +115,45 @@ def _graceful_server(config: Any) -> Any:
                     signal.signal(sig, handler)
 
     return Server(config)
+
+
+def _files(tls: ServerTls) -> list[Any]:
+    return [f for f in (tls.files.cert, tls.files.key, tls.files.client_ca) if f is not None]
+
+
+def _with_tls_scope(http: str) -> type[Any]:
+    """uvicorn's HTTP protocol (`http`: "httptools" or "h11"), adding the ASGI TLS extension to
+    every request's scope. The handshake is over when `connection_made` runs, so the peer's
+    certificate is known then; each request of the connection goes to the app through a wrapper
+    that puts it in the scope."""
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    base: type[Any] = import_from_string(HTTP_PROTOCOLS[http])
+
+    class TlsProtocol(base):  # type: ignore[misc]
+        app: Any
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self.app = _TlsScope(self.app, tls_extension(ssl_object))
+
+    TlsProtocol.__name__ = TlsProtocol.__qualname__ = f"Tls{base.__name__}"
+    return TlsProtocol
+
+
+class _TlsScope:
+    """The app, with one connection's TLS extension added to each request's scope."""
+
+    def __init__(self, app: Any, extension: dict[str, Any]) -> None:
+        self.app = app
+        self.extension = extension
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["extensions"] = {**(scope.get("extensions") or {}), "tls": self.extension}
+        await self.app(scope, receive, send)
 
 
 class AnswerAfterTheBody:

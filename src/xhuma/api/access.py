@@ -2,8 +2,10 @@
 credential cache's `Database.run`).
 
 A Starlette authentication backend reads the request's credentials once, before any route
-code and before the body is read: HTTP Basic, or an OAuth2 bearer token (`security/oauth.py`). It checks the
-username's lockout, the password, and the credential's source networks. Every route then
+code and before the body is read: HTTP Basic, or an OAuth2 bearer token (`security/oauth.py`). It
+checks the username's lockout, the password, the credential's source networks, and under mutual
+TLS the client certificate's subject a credential is bound to (`xhuma.tls` on the subject's
+form). Every route then
 declares the scope it needs (roles are scopes: retail -> ppu, suv; admin; bank) through
 `protect`, and each API answers a refusal in its own error shape: 401 without valid credentials,
 403 for a credential without the route's scope or from outside its networks, 429 while the
@@ -24,6 +26,7 @@ from starlette.responses import Response
 from xhuma.security.credentials import ApiClient, Authenticator
 from xhuma.security.lockout import Lockout
 from xhuma.security.oauth import TokenService
+from xhuma.tls import peer_subject, same_subject
 
 OPEN = None
 """The scope of a route anyone may call (/health, /openapi.json)."""
@@ -121,6 +124,12 @@ class CredentialsBackend(AuthenticationBackend):
         host = conn.client.host if conn.client else None
         if not client.allows_address(host):
             conn.scope[REFUSAL_KEY] = Refusal(403, f"{client.username} may not be used from {host}", client.username)
+            return None
+        if client.cert_subject is not None and not same_subject(client.cert_subject, peer_subject(conn.scope)):
+            presented = peer_subject(conn.scope) or "no client certificate"
+            conn.scope[REFUSAL_KEY] = Refusal(
+                403, f"{client.username} is bound to another certificate than {presented}", client.username
+            )
             return None
         return AuthCredentials(sorted(scopes)), Principal(client)
 

@@ -36,6 +36,7 @@ from xhuma.ppu.operations import Operation
 from xhuma.ppu.replies import error_reply
 from xhuma.refusals import refuse
 from xhuma.security.lockout import Lockout
+from xhuma.tls import ServerTls
 from xhuma.validation import whole_number
 
 log = logging.getLogger("xhuma.api")
@@ -194,6 +195,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Bind the port first (CannotListen if it is taken), then open the database and serve."""
+    """Bind the port first (CannotListen if it is taken), then open the database and serve
+    (HTTPS only when `settings.tls` is set)."""
     sock = listen(host, port)
-    serve_on(sock, create_app(settings), drain_seconds=settings.drain_seconds)
+    tls = ServerTls(settings.tls) if settings.tls else None
+    serve_on(sock, create_app(settings), drain_seconds=settings.drain_seconds, tls=tls)
