@@ -3,6 +3,7 @@ and the work one request can cause is bounded (a real switch process, PPU, SUV a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -198,3 +199,12 @@ def test_control_characters_in_a_query_are_refused(admin: httpx.Client, query: s
     """Found by the fuzzer on PostgreSQL, which refuses NUL in text: a 500 at the query."""
     for path in ("/admin/audit", "/admin/saf"):
         assert admin.get(f"{path}?{query}").status_code == 400
+
+
+def test_listings_stay_one_json_object_per_line_whatever_a_refused_body_held(switch: Switch) -> None:
+    """Found through the fuzzer: a refused body with U+2028 or NEL broke `tx rejected --json`
+    for line readers, which split on them."""
+    body = '{"id": "x\u2028y\u0085z", "unexpected": "\u2029"}'.encode()
+    assert switch.retailer.http.post(f"/meterLookups/{new_id()}", content=body).status_code == 400
+    lines = switch.cli("tx", "rejected", "--json", "--limit", "50").stdout.splitlines()
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines)

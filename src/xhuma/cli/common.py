@@ -99,11 +99,23 @@ def money(cents: int | None) -> str:
     return "" if cents is None else f"{Decimal(cents).scaleb(-2):.2f}"
 
 
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_line(row: Row) -> str:
+    """One JSON object on one line. JSON may carry NEL, U+2028 and U+2029 raw inside strings,
+    and line readers split on them; escaped, a refused message's body cannot break a line."""
+    text = msgspec.json.encode(row).decode()
+    for raw, escaped in _LINE_BREAKS.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
 def show_rows(rows: Iterable[Row], columns: Sequence[Column], *, as_json: bool) -> None:
     """Print rows as one JSON object per line (every field) or as a table of the given columns."""
     if as_json:
         for row in rows:
-            typer.echo(msgspec.json.encode(row).decode())
+            typer.echo(json_line(row))
         return
     table = Table(*(header for header, _ in columns))
     for row in rows:
