@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta
 
+from xhuma.finance.processes import Finance, Process, ProcessError
+from xhuma.finance.processes import check as check_finance
 from xhuma.providers import VOUCHER_KINDS
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
 from xhuma.saf.worker import SafSettings
@@ -112,6 +114,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     eft: _Eft = _Eft()
     oauth: _OAuth = _OAuth()
     tls: _Tls = _Tls()
+    finance: Finance = Finance()
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,12 @@ class Settings:
     eft: EftSettings = field(default_factory=EftSettings)
     tls: TlsFiles | None = None
     """HTTPS on `xhuma serve`'s listener (and mutual TLS with a client CA); None: plain HTTP."""
+    processes: tuple[Process, ...] = ()
+    """Reconciliation processes (`[[finance.processes]]`, see `xhuma.finance.processes`)."""
     source: str | None = None
+
+    def process(self, name: str) -> Process | None:
+        return next((p for p in self.processes if p.name == name), None)
 
 
 class ConfigError(ValueError):
@@ -219,6 +227,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         routing_refresh_days=switch.routing_refresh_days,
         eft=_eft(file.eft),
         tls=_tls(file.tls, path),
+        processes=tuple(file.finance.processes),
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)
@@ -281,6 +290,10 @@ def _check(file: _File, path: str | Path) -> None:
         time.fromisoformat(file.eft.debit_release)
     except ValueError:
         raise ConfigError(f"{path}: eft.debit_release: {file.eft.debit_release!r} is not a time of day") from None
+    try:
+        check_finance(file.finance, seen)
+    except ProcessError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _is_http_url(value: str) -> bool:

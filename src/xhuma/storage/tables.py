@@ -432,3 +432,92 @@ oauth_revocations = Table(
     Column("expires_us", BigInteger, nullable=False),
     Column("at_us", BigInteger, nullable=False),
 )
+
+NOT_REFUSED = text("status <> 'ERROR'")
+
+finance_files = Table(
+    "finance_files",
+    metadata,
+    # A counterparty's file offered to a reconciliation process, under our own id (so offering
+    # it again after a rolled-back transaction is the same offer): QUEUED -> LOADING -> LOADED | ERROR.
+    Column("id", String(36), primary_key=True),
+    Column("process", String(80), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("records", Integer, nullable=False, default=0),
+    # For ERROR: every bad line, one JSON object each (line, raw, reason).
+    Column("error", Text, nullable=True),
+    Column("received_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    # A file is taken once per process, by content and by name; a refused one may be offered again.
+    Index(
+        "uq_finance_file_hash",
+        "process",
+        "content_hash",
+        unique=True,
+        sqlite_where=NOT_REFUSED,
+        postgresql_where=NOT_REFUSED,
+    ),
+    Index(
+        "uq_finance_file_name", "process", "name", unique=True, sqlite_where=NOT_REFUSED, postgresql_where=NOT_REFUSED
+    ),
+)
+
+finance_records = Table(
+    "finance_records",
+    metadata,
+    # One record of a loaded file ("theirs"), keyed by its file and line.
+    Column("file_id", String(36), ForeignKey("finance_files.id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("process", String(80), nullable=False),
+    # The record's day in the process's time zone (YYYY-MM-DD).
+    Column("day", String(10), nullable=False),
+    Column("reference", String(100), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=True),
+    Column("time_us", BigInteger, nullable=False),
+    Column("type", String(40), nullable=True),
+    Column("meter", String(40), nullable=True),
+    Column("voucher", String(100), nullable=True),
+    Index(None, "process", "day"),
+)
+
+finance_runs = Table(
+    "finance_runs",
+    metadata,
+    # One `recon run` of a process for a day, under our own id.
+    Column("id", String(36), primary_key=True),
+    Column("process", String(80), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("ours", Integer, nullable=False),
+    Column("theirs", Integer, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Index(None, "process", "day"),
+)
+
+finance_results = Table(
+    "finance_results",
+    metadata,
+    # Each record's current result: ours by transaction id, theirs by "file_id:line".
+    Column("process", String(80), primary_key=True),
+    Column("side", String(8), primary_key=True),
+    Column("record_id", String(48), primary_key=True),
+    Column("record_day", String(10), nullable=False),
+    # The run that decided it last (a record unmatched on its day is offered again next day).
+    Column("run_day", String(10), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    # matched | partially_matched | unmatched | expired
+    Column("status", String(20), nullable=False),
+    Column("rule", String(80), nullable=True),
+    Column("group_id", String(100), nullable=True),
+    # JSON: the other side's record ids, and for a partial match field -> difference.
+    Column("counterparts", Text, nullable=True),
+    Column("differences", Text, nullable=True),
+    Column("resolution", String(120), nullable=True),
+    Column("reference", String(100), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Index(None, "process", "run_day", "status"),
+    Index(None, "process", "record_day", "status"),
+)
