@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from xhuma.cli import audit, clients, eft, routing, saf, server, simulate, tokens, transactions, vouchers
+from xhuma.cli import audit, clients, eft, recon, routing, saf, server, simulate, tokens, transactions, vouchers
 
 app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
 server.register(app)
@@ -21,5 +21,6 @@ app.add_typer(vouchers.catalogue_app, name="catalogue")
 app.add_typer(eft.app, name="eft")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(recon.app, name="recon")
 
 __all__ = ["app"]

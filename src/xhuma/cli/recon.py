@@ -1,0 +1,180 @@
+"""`xhuma recon`: reconciling our journal with a counterparty's files, one process and day at a
+time (the processes are `[[finance.processes]]` in the configuration; see `xhuma.finance`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+import typer
+
+from xhuma.cli.common import ConfigOption, JsonOption, console, database, money, settings, show_rows, when
+
+if TYPE_CHECKING:
+    from xhuma.finance.processes import Process
+
+app = typer.Typer(help="Reconciliation: load counterparty files, match them with the journal.", no_args_is_help=True)
+ProcessOption = Annotated[str, typer.Option("--process", help="The process's name in [[finance.processes]].")]
+DateOption = Annotated[str, typer.Option("--date", help="The day, YYYY-MM-DD, in the process's time zone.")]
+
+
+def _process(config: Path | None, name: str) -> Process:
+    found = settings(config).process(name)
+    if found is None:
+        known = ", ".join(p.name for p in settings(config).processes) or "none configured"
+        typer.echo(f"no reconciliation process {name!r} ({known})", err=True)
+        raise typer.Exit(2)
+    return found
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+
+
+@app.command("load")
+def recon_load(
+    path: Annotated[Path, typer.Argument(help="The counterparty's file, in the process's file specification.")],
+    process_name: ProcessOption,
+    config: ConfigOption = None,
+) -> None:
+    """Take a file in, checked whole first: one bad line (each is listed) and nothing is loaded;
+    a file with the same content or name as one already taken is refused."""
+    from xhuma.finance import store
+    from xhuma.finance.files import FileRefused, read_file
+
+    process = _process(config, process_name)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        typer.echo(f"{path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    db = database(config, migrate_schema=True)
+    file_id = str(uuid.uuid4())
+    offer = db.run_sync(store.offer_file(file_id, process.name, path.name, store.content_hash(content)))
+    if offer.duplicate_of is not None:
+        first = offer.duplicate_of
+        typer.echo(
+            f"{path.name}: refused: {first['reason']} as file {first['name']} ({first['id']}, {first['status']}); "
+            "nothing was loaded",
+            err=True,
+        )
+        raise typer.Exit(1)
+    db.run_sync(store.start_loading(file_id))
+    try:
+        records = read_file(process, content, path.name)
+    except FileRefused as exc:
+        db.run_sync(store.refuse_file(file_id, exc.problems))
+        for problem in exc.problems:
+            typer.echo(f"{path.name}:{problem.line}: {problem.reason}: {problem.raw}", err=True)
+        typer.echo(
+            f"{path.name}: ERROR: {len(exc.problems)} bad line(s); nothing was loaded (file {file_id})", err=True
+        )
+        raise typer.Exit(1) from None
+    db.run_sync(store.finish_loading(file_id, process, records))
+    total = sum(r.amount for r in records)
+    typer.echo(f"{path.name}: LOADED as file {file_id}: {len(records)} records, {money(total)}")
+
+
+@app.command("run")
+def recon_run(process_name: ProcessOption, day: DateOption, config: ConfigOption = None) -> None:
+    """Match the day's records (and those still unmatched from the expiry period before it)."""
+    from xhuma.finance import store
+
+    process = _process(config, process_name)
+    the_day = _day(day)
+    done = database(config, migrate_schema=True).run_sync(store.run(process, the_day, str(uuid.uuid4())))
+    typer.echo(f"{process.name} {the_day}: run {done.run_id}: {done.ours} of ours, {done.theirs} of theirs matched")
+
+
+@app.command("summary")
+def recon_summary(
+    process_name: ProcessOption, day: DateOption, as_json: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """Counts and amounts of the day's results."""
+    from xhuma.finance import store
+
+    process = _process(config, process_name)
+    result = database(config).run_sync(store.summary(process.name, _day(day)))
+    if as_json:
+        typer.echo(msgspec.json.encode(result).decode())
+        return
+    rows = [{"category": name, **result[name]} for name in store.CATEGORIES]
+    show_rows(
+        rows,
+        [
+            ("result", "category"),
+            ("count", "count"),
+            ("amount (ours)", lambda r: money(r["amount"])),
+            ("amount (theirs)", lambda r: money(r.get("their_amount"))),
+        ],
+        as_json=False,
+    )
+    console.print(
+        f"{result['records']['ours']} of ours, {result['records']['theirs']} of theirs; {result['runs']} run(s)"
+    )
+
+
+@app.command("list")
+def recon_list(
+    process_name: ProcessOption,
+    day: DateOption,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="matched, partially_matched, auto_resolved, unmatched, unmatched_ours, unmatched_theirs or expired."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Each record the day's run decided, with the rule that decided it and what differs."""
+    from xhuma.finance import store
+
+    if status is not None and status not in store.LIST_STATUSES:
+        raise typer.BadParameter(f"one of {', '.join(store.LIST_STATUSES)}", param_hint="--status")
+    process = _process(config, process_name)
+    rows = database(config).run_sync(store.results(process.name, _day(day), status))
+    show_rows(
+        rows,
+        [
+            ("side", "side"),
+            ("record", "record_id"),
+            ("status", "status"),
+            ("rule", "rule"),
+            ("reference", "reference"),
+            ("amount", lambda r: money(r["amount"])),
+            ("time", lambda r: when(r["time_us"])),
+            ("with", lambda r: ", ".join(r["counterparts"])),
+            ("differences", lambda r: ", ".join(f"{k} {v}" for k, v in r["differences"].items())),
+            (
+                "resolution / missing",
+                lambda r: r["resolution"] or (f"no record of {r['missing']}" if r["missing"] else ""),
+            ),
+        ],
+        as_json=as_json,
+    )
+
+
+@app.command("files")
+def recon_files(process_name: ProcessOption, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """The files offered to the process and what became of each."""
+    from xhuma.finance import store
+
+    process = _process(config, process_name)
+    show_rows(
+        database(config).run_sync(store.files(process.name)),
+        [
+            ("id", "id"),
+            ("name", "name"),
+            ("status", "status"),
+            ("records", "records"),
+            ("received", lambda r: when(r["received_us"])),
+        ],
+        as_json=as_json,
+    )
