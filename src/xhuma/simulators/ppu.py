@@ -12,9 +12,12 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from starlette.applications import Starlette
@@ -38,6 +41,7 @@ from xhuma.simulators.common import (
     read_json,
     whole,
 )
+from xhuma.simulators.extracts import Discrepancies, Line, extract
 from xhuma.simulators.tokens import MeterTokenIssuer
 
 DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
@@ -120,6 +124,7 @@ CALLS = (LOOKUP, PURCHASE, RETRY, TRIAL, REPRINT, FAULT_REPORT, KEY_CHANGE, *ADV
 FLEET_AREAS = frozenset(area["code"] for area in FLEET["municipalities"].values())
 CURRENCY = "710"
 MODES = ("normal", "unavailable", "hang", "garbage")
+DISCREPANCIES = ("missing", "extra", "amount_diff", "diff_cents", "time_shift", "shift_seconds", "seed")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -146,6 +151,8 @@ class Sale:
     amount: int
     response: dict[str, Any]
     retries: int = 0
+    at_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    """When it was sold, by the provider's clock."""
 
 
 @dataclass
@@ -535,6 +542,28 @@ def build_app(config: SimulatorConfig) -> Starlette:
         except (ValueError, TypeError) as exc:
             return Response(_encode({"error": str(exc)}), 400, media_type="application/json")
 
+    async def daily_extract(request: Request) -> Response:
+        """`GET /_sim/extract?date=YYYY-MM-DD&tz=UTC&missing=N&extra=N&amount_diff=N&diff_cents=C
+        &time_shift=N&shift_seconds=S&seed=S`: the day's sales not reversed, as CSV; the header
+        X-Sim-Injected says which references got which discrepancy."""
+        query = request.query_params
+        try:
+            day = date.fromisoformat(query["date"])
+            zone = ZoneInfo(query.get("tz", "UTC"))
+            numbers = {name: int(query[name]) for name in DISCREPANCIES if name in query}
+        except (KeyError, ValueError) as exc:
+            return Response(_encode({"error": f"date=YYYY-MM-DD and whole numbers, please ({exc})"}), 400)
+        reversed_ids = {a["requestId"] for a in simulator.ledger.advices.values() if a["kind"] == "reversal"}
+        sales = [Line(s.id, s.amount, s.at_us, "purchase", s.meter_id) for s in simulator.ledger.sales.values()]
+        made = extract(
+            config.name, [s for s in sales if s.reference not in reversed_ids], day, zone, Discrepancies(**numbers)
+        )
+        headers = {
+            "Content-Disposition": f'attachment; filename="{made.name}"',
+            "X-Sim-Injected": json.dumps(made.injected),
+        }
+        return Response(made.text, media_type="text/csv", headers=headers)
+
     async def reset(_request: Request) -> Response:
         simulator.ledger = Ledger()
         return Response(b'{"reset":true}', media_type="application/json")
@@ -545,6 +574,7 @@ def build_app(config: SimulatorConfig) -> Starlette:
         Route("/_sim/ledger", ledger, methods=["GET"]),
         Route("/_sim/config", configure, methods=["POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
+        Route("/_sim/extract", daily_extract, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.simulator = simulator
