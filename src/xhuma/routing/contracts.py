@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.routing.operator import PreferenceChange
-from xhuma.storage.db import now_us
+from xhuma.storage.db import conflict_insert, now_us
 from xhuma.storage.tables import meter_contracts, routing_audit, routing_preferences, routing_weights
 
 SUPPORTED, NOT_SUPPORTED, UNCONFIRMED = "supported", "not_supported", "unconfirmed"
@@ -73,8 +72,7 @@ def record(conn: Connection, meter_id: str, answers: Iterable[tuple[str, str, st
         }
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(meter_contracts)
+    statement = conflict_insert(conn.dialect.name, meter_contracts)
     statement = statement.on_conflict_do_update(
         index_elements=[meter_contracts.c.meter_id, meter_contracts.c.provider],
         set_={

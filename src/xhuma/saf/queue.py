@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from xhuma.domain.delivery import Verdict
-from xhuma.storage.db import now_us
+from xhuma.storage.db import conflict_insert, now_us
 from xhuma.storage.journal import Message, open_exception, write_messages
 from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import reconciliation_exceptions, saf_entries
@@ -55,8 +54,7 @@ ENTRY_COLUMNS = [c.name for c in saf_entries.columns if c.name != "id"]
 
 
 def _insert_entry(dialect: str) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(saf_entries).on_conflict_do_nothing(index_elements=["tx_id", "operation"])
+    return conflict_insert(dialect, saf_entries).on_conflict_do_nothing(index_elements=["tx_id", "operation"])
 
 
 INSERT_ENTRY = Prepared(_insert_entry, ENTRY_COLUMNS)

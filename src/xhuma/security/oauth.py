@@ -22,9 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import Connection, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from xhuma.storage.db import Database, now_us
+from xhuma.storage.db import Database, conflict_insert, now_us
 from xhuma.storage.tables import oauth_keys, oauth_revocations
 
 ALGORITHM = "ES256"
@@ -69,9 +68,8 @@ def add_key(kid: str, pem: str, jwk: str, *, retire_others: bool) -> Op:
 
     def op(conn: Connection) -> str:
         at = now_us()
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         inserted = conn.execute(
-            dialect.insert(oauth_keys)
+            conflict_insert(conn.dialect.name, oauth_keys)
             .values(kid=kid, private_pem=pem, public_jwk=jwk, created_us=at, retired_us=None)
             .on_conflict_do_nothing()
         ).rowcount
@@ -105,11 +103,10 @@ def revoke(jti: str, lifetime_seconds: float) -> Op:
     """One token, by its jti (kept for a token lifetime: by then it has expired anyway)."""
 
     def op(conn: Connection) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         at = now_us()
         expires = at + int(lifetime_seconds * 1_000_000)
         row = {"jti": jti, "username": "", "before_us": None, "expires_us": expires, "at_us": at}
-        conn.execute(dialect.insert(oauth_revocations).values(row).on_conflict_do_nothing())
+        conn.execute(conflict_insert(conn.dialect.name, oauth_revocations).values(row).on_conflict_do_nothing())
 
     return op
 
@@ -127,8 +124,7 @@ def revoke_all(username: str, lifetime_seconds: float) -> Op:
             "expires_us": at + int(lifetime_seconds * 1_000_000),
             "at_us": at,
         }
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(oauth_revocations).values(row)
+        statement = conflict_insert(conn.dialect.name, oauth_revocations).values(row)
         conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[oauth_revocations.c.jti],

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +36,14 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _clock_offset_us = 0
 """The shared database's clock minus this machine's (PostgreSQL), so every node stamps rows and
 judges their age by one clock: staleness and leases never compare two machines' clocks."""
+
+
+def conflict_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say what a conflicting row does (`on_conflict_do_nothing` or
+    `_do_update`): both our backends have ON CONFLICT, each in its own dialect's construct."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def now_us() -> int:

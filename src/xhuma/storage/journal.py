@@ -13,11 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, REPRINTABLE, Kind, State, after_advice, after_outcome
-from xhuma.storage.db import Database, now_us
+from xhuma.storage.db import Database, conflict_insert, now_us
 from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, rejected_messages, transactions
 
@@ -77,8 +76,7 @@ MESSAGE_COLUMNS = [c.name for c in messages.columns if c.name != "id"]
 
 
 def _insert_transaction(dialect: str) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(transactions).on_conflict_do_nothing().returning(transactions.c.id)
+    return conflict_insert(dialect, transactions).on_conflict_do_nothing().returning(transactions.c.id)
 
 
 INSERT_TRANSACTION = Prepared(_insert_transaction, TRANSACTION_COLUMNS)
@@ -507,8 +505,7 @@ def record_rejection(rejection: Rejection, *, rejection_id: str | None = None) -
     }
 
     def op(conn: Connection) -> None:
-        module = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(module.insert(rejected_messages).values(row).on_conflict_do_nothing())
+        conn.execute(conflict_insert(conn.dialect.name, rejected_messages).values(row).on_conflict_do_nothing())
 
     return op
 
@@ -565,9 +562,8 @@ def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> No
     """Open an exception a person must settle; one that is open already for the same
     transaction and reason stays as it is (so this is safe to run twice)."""
     at = now_us()
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        module.insert(reconciliation_exceptions)
+        conflict_insert(conn.dialect.name, reconciliation_exceptions)
         .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
         .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
     )
@@ -577,9 +573,8 @@ def open_file_exception(conn: Connection, file_id: int, reason: str, detail: str
     """Open an exception about an EFT file itself (no transaction carries it); idempotent by
     the file's id and the reason, as `open_exception` is by the transaction's."""
     at = now_us()
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        module.insert(reconciliation_exceptions)
+        conflict_insert(conn.dialect.name, reconciliation_exceptions)
         .values(eft_file_id=file_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
         .on_conflict_do_nothing(index_elements=["eft_file_id", "reason"], index_where=OPEN)
     )

@@ -10,11 +10,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
-from xhuma.storage.db import now_us
+from xhuma.storage.db import conflict_insert, now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
     OUR_ROW,
@@ -223,9 +222,8 @@ def advise(
                 return AdviceDecision(400, "DUPLICATE_RECORD", request_id)
             if claim is Claim.NEW:
                 # A second reversal of the same unknown request leaves the first remembered.
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
                 conn.execute(
-                    dialect.insert(voucher_early_reversals)
+                    conflict_insert(conn.dialect.name, voucher_early_reversals)
                     .on_conflict_do_nothing()
                     .values(
                         client_id=advice.client_id,
