@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         self._log_file.close()
+
+
+def serve_with_credentials(env: dict[str, str], folder: Path, credentials: Iterable[tuple[str, str, str]]) -> Server:
+    """`xhuma serve` on a free port, after adding each (username, password, role) as a credential
+    whose client id is its username."""
+    for username, password, role in credentials:
+        added = ("--username", username, "--password", password, "--client-id", username, "--role", role)
+        xhuma("clients", "add", *added, env=env)
+    port = free_port()
+    return Server(["serve", "--port", str(port)], port, env, folder / "switch.log")
 
 
 def now() -> str:

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from tests.conftest import write_config
-from tests.support import Server, free_port, process_env, xhuma
+from tests.support import Server, process_env, serve_with_credentials, xhuma
 
 APP = ("pos-app", "app-secret")  # the OAuth client (a credential of its own)
 USER = ("till-o", "till-pw")
@@ -27,22 +27,8 @@ def server(
     config = write_config(tmp_path / "xhuma.toml", simulator.url)
     config.write_text(config.read_text() + f"\n[oauth]\ntoken_seconds = {request.param}\n")
     env = process_env(XHUMA_DATABASE_URL=fresh_database_url, XHUMA_CONFIG=str(config), SIM_PASSWORD="sim-secret")
-    for (username, password), role in ((APP, "retail"), (USER, "retail"), (OPS, "admin")):
-        xhuma(
-            "clients",
-            "add",
-            "--username",
-            username,
-            "--password",
-            password,
-            "--client-id",
-            username,
-            "--role",
-            role,
-            env=env,
-        )
-    port = free_port()
-    running = Server(["serve", "--port", str(port)], port, env, tmp_path / "switch.log")
+    credentials = [(*APP, "retail"), (*USER, "retail"), (*OPS, "admin")]
+    running = serve_with_credentials(env, tmp_path, credentials)
     running.env = env  # type: ignore[attr-defined]
     yield running
     running.stop()

@@ -43,6 +43,7 @@ class _Switch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     institution_name: Annotated[str, Meta(min_length=1)] = "xhuma switch"
     max_body_bytes: Count = 64 * 1024
     drain_seconds: Seconds = 10.0
+    read_timeout_seconds: Seconds = 30.0
     lockout_seconds: Seconds = 300.0
     credential_cache_seconds: SecondsOrOff = 30.0
     recovery_interval_seconds: Seconds = 5.0
@@ -95,6 +96,7 @@ class _Eft(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     output_seconds: Seconds = 300.0
     sender_code: Annotated[int, Meta(ge=0, le=99999)] = 45001
     clearing_code: Annotated[int, Meta(ge=0, le=99999)] = 9000
+    max_file_bytes: Count = 64 * 1024 * 1024
 
 
 class _OAuth(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -138,6 +140,8 @@ class EftSettings:
     output_seconds: float = 300.0
     sender_code: int = 45001
     clearing_code: int = 9000
+    max_file_bytes: int = 64 * 1024 * 1024
+    """The largest EFT file `POST /admin/eft/files` takes (a bigger one is answered 413)."""
 
     @property
     def bank(self) -> ProviderConfig | None:
@@ -161,12 +165,15 @@ class Settings:
     institution_name: str = "xhuma switch"
     max_body_bytes: int = 64 * 1024
     drain_seconds: float = 10.0
+    """Once told to stop, how long `xhuma serve` lets requests in flight finish, and then how long
+    its store-and-forward worker has to settle the deliveries it holds."""
+    read_timeout_seconds: float = 30.0
+    """How long a client has to send a whole request (headers and body) from its first byte, or
+    from the connection's opening: a slower one (a slowloris) is cut off."""
     lockout_seconds: float = 300.0
     """How long a username stays locked after five failed logins within a minute."""
     token_seconds: float = 3600.0
     """How long an OAuth2 access token is valid."""
-    """Once told to stop, how long `xhuma serve` lets requests in flight finish, and then how long
-    its store-and-forward worker has to settle the deliveries it holds."""
     credential_cache_seconds: float = 30.0
     saf: SafSettings = field(default_factory=SafSettings)
     serve_runs_worker: bool = True
@@ -216,6 +223,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         institution_name=switch.institution_name,
         max_body_bytes=switch.max_body_bytes,
         drain_seconds=switch.drain_seconds,
+        read_timeout_seconds=switch.read_timeout_seconds,
         lockout_seconds=switch.lockout_seconds,
         token_seconds=file.oauth.token_seconds,
         credential_cache_seconds=switch.credential_cache_seconds,
@@ -339,6 +347,7 @@ def _eft(raw: _Eft) -> EftSettings:
         output_seconds=raw.output_seconds,
         sender_code=raw.sender_code,
         clearing_code=raw.clearing_code,
+        max_file_bytes=raw.max_file_bytes,
     )
 
 

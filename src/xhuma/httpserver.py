@@ -9,10 +9,14 @@ With TLS (`serve_on(..., tls=ServerTls(...))`) the listener speaks HTTPS only, a
 longer stops the server: it re-reads the certificate, key and client CA for new connections
 (see `xhuma.tls`). Each request's scope then carries the ASGI TLS extension,
 `scope["extensions"]["tls"]`, with the client certificate's subject under mutual TLS (uvicorn
-does not fill it in: `_with_tls_scope` adds it from the connection's SSL object)."""
+does not fill it in: `_guarded_protocol` adds it from the connection's SSL object).
+
+Every connection has a read deadline (`read_seconds`): a client that has not sent a whole request
+by then is cut off, so slow clients cannot hold the server's connections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -26,9 +30,12 @@ from typing import Any
 
 from xhuma.tls import ServerTls, TlsError, tls_extension
 
-log = logging.getLogger("xhuma.tls")
+log = logging.getLogger("xhuma.http")
 DRAIN_SECONDS = 10.0
 """How long, by default, requests in flight may take to finish once a server is told to stop."""
+
+READ_SECONDS = 30.0
+"""How long, by default, a client has to send a whole request (see `_ReadDeadline`)."""
 
 DISCARD_BYTES = 16 * 1024 * 1024
 """How much of a request body the app did not read is read and thrown away before its answer
@@ -61,17 +68,23 @@ def run_asgi(app: Any, host: str, port: int, *, drain_seconds: float = DRAIN_SEC
 
 
 def serve_on(
-    sock: socket.socket, app: Any, *, drain_seconds: float = DRAIN_SECONDS, tls: ServerTls | None = None
+    sock: socket.socket,
+    app: Any,
+    *,
+    drain_seconds: float = DRAIN_SECONDS,
+    read_seconds: float = READ_SECONDS,
+    tls: ServerTls | None = None,
 ) -> None:
     """Serve `app` on a socket from `listen` until a stop signal, then drain and return; with
-    `tls`, HTTPS only, and SIGHUP reloads the certificates instead of stopping."""
+    `tls`, HTTPS only, and SIGHUP reloads the certificates instead of stopping. A client that has
+    not sent a whole request `read_seconds` after it could start is cut off."""
     import uvicorn
 
     http = _first_installed("httptools", "h11")
     config = uvicorn.Config(
         AnswerAfterTheBody(app),
         loop=_first_installed("uvloop", "asyncio"),
-        http=_with_tls_scope(http) if tls else http,
+        http=_guarded_protocol(http, read_seconds, tls is not None),
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=math.ceil(max(0.0, drain_seconds)),
@@ -121,27 +134,34 @@ def _files(tls: ServerTls) -> list[Any]:
     return [f for f in (tls.files.cert, tls.files.key, tls.files.client_ca) if f is not None]
 
 
-def _with_tls_scope(http: str) -> type[Any]:
-    """uvicorn's HTTP protocol (`http`: "httptools" or "h11"), adding the ASGI TLS extension to
-    every request's scope. The handshake is over when `connection_made` runs, so the peer's
-    certificate is known then; each request of the connection goes to the app through a wrapper
-    that puts it in the scope."""
+def _guarded_protocol(http: str, read_seconds: float, tls: bool) -> type[Any]:
+    """uvicorn's HTTP protocol (`http`: "httptools" or "h11"), with a read deadline on every
+    connection (`_ReadDeadline`) and, with TLS, the ASGI TLS extension in every request's scope.
+    The handshake is over when `connection_made` runs, so the peer's certificate is known then;
+    each request of the connection goes to the app through wrappers that carry both."""
     from uvicorn.config import HTTP_PROTOCOLS
     from uvicorn.importer import import_from_string
 
     base: type[Any] = import_from_string(HTTP_PROTOCOLS[http])
 
-    class TlsProtocol(base):  # type: ignore[misc]
+    class GuardedProtocol(base):  # type: ignore[misc]
         app: Any
+        deadline: _ReadDeadline
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            ssl_object = transport.get_extra_info("ssl_object")
+            self.deadline = _ReadDeadline(self.app, transport, read_seconds)
+            self.app = self.deadline
+            ssl_object = transport.get_extra_info("ssl_object") if tls else None
             if ssl_object is not None:
                 self.app = _TlsScope(self.app, tls_extension(ssl_object))
 
-    TlsProtocol.__name__ = TlsProtocol.__qualname__ = f"Tls{base.__name__}"
-    return TlsProtocol
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.deadline.cancel()
+            super().connection_lost(exc)
+
+    GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
+    return GuardedProtocol
 
 
 class _TlsScope:
@@ -154,6 +174,52 @@ class _TlsScope:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["extensions"] = {**(scope.get("extensions") or {}), "tls": self.extension}
         await self.app(scope, receive, send)
+
+
+class _ReadDeadline:
+    """One connection's read deadline: a client has `seconds` from the connection's opening (or
+    from the end of its previous answer) to send a whole request, headers and body; one that
+    has not is cut off (the slowloris defence: without it a client dripping one header byte a
+    second holds a connection, and its memory, for ever). The clock stops once the app has the
+    whole body, so a slow answer of ours is never cut."""
+
+    def __init__(self, app: Any, transport: Any, seconds: float) -> None:
+        self.app = app
+        self.transport = transport
+        self.seconds = seconds
+        self.timer: asyncio.TimerHandle | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.seconds, self.cut)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def cut(self) -> None:
+        peer = self.transport.get_extra_info("peername")
+        log.warning("closed a connection from %s: no whole request within %s s", peer, self.seconds)
+        self.transport.close()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            self.cancel()
+
+        async def receiving() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                self.cancel()
+            return message
+
+        async def sending(message: dict[str, Any]) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.start()  # the next request on this connection has its own deadline
+
+        await self.app(scope, receiving, sending)
 
 
 class AnswerAfterTheBody:
@@ -191,14 +257,24 @@ class AnswerAfterTheBody:
         await self.app(scope, receiving, sending)
 
 
-def _may_have_body(scope: dict[str, Any], limit: int) -> bool:
-    """Whether the request has a body worth draining: one declared within the bound, or chunked."""
+def _body_length(scope: dict[str, Any]) -> int | None:
+    """The request body's declared length: 0 without one, None when chunked (not known yet)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            return value.isdigit() and 0 < int(value) <= limit
+            return int(value) if value.isdigit() else 0
         if name == b"transfer-encoding":
-            return True
-    return False
+            return None
+    return 0
+
+
+def _has_body(scope: dict[str, Any]) -> bool:
+    return _body_length(scope) != 0
+
+
+def _may_have_body(scope: dict[str, Any], limit: int) -> bool:
+    """Whether the request has a body worth draining: one declared within the bound, or chunked."""
+    length = _body_length(scope)
+    return length is None or 0 < length <= limit
 
 
 def _first_installed(preferred: str, fallback: str) -> str:

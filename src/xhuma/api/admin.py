@@ -15,7 +15,7 @@ from starlette.routing import Route
 from xhuma.api.access import Refusal, principal, protect, refusal_headers
 from xhuma.api.admin_catalogue import catalogue_routes
 from xhuma.api.admin_routing import routing_routes
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import json_reply, read_body
 from xhuma.node import Node
 from xhuma.saf import queue
 from xhuma.security import audit, operator_actions
@@ -76,7 +76,7 @@ def admin_routes(node: Node) -> list[Route]:
     async def resolve_saf(request: Request) -> Response:
         wanted = entry_id(request)
         try:
-            note = json_value(await request.body(), dict[str, str]).get("note", "")
+            note = json_value(await read_body(request, node.settings.max_body_bytes), dict[str, str]).get("note", "")
         except msgspec.DecodeError:
             note = ""
         if not note:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.node import Node
 from xhuma.security import operator_actions
 from xhuma.validation import whole_number
@@ -19,8 +19,8 @@ from xhuma.vouchers import catalogue, catalogue_store
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
 
 
-def _refused(problems: list[catalogue.CatalogueProblem]) -> Response:
-    return json_reply({"error": "nothing was changed", "errors": [asdict(p) for p in problems]}, 400)
+def _refused(problems: list[catalogue.CatalogueProblem], status: int = 400) -> Response:
+    return json_reply({"error": "nothing was changed", "errors": [asdict(p) for p in problems]}, status)
 
 
 def _shown(product: catalogue.Product) -> dict[str, Any]:
@@ -36,9 +36,10 @@ def catalogue_routes(node: Node) -> list[Route]:
         return json_reply([_shown(p) for p in products])
 
     async def imported(request: Request, parse: Any) -> Response:
-        body = await request.body()
-        if len(body) > MAX_IMPORT_BYTES:
-            return _refused([catalogue.CatalogueProblem("$", "body", f"larger than {MAX_IMPORT_BYTES} bytes")])
+        try:
+            body = await read_body(request, MAX_IMPORT_BYTES)
+        except BodyTooLarge:
+            return _refused([catalogue.CatalogueProblem("$", "body", f"larger than {MAX_IMPORT_BYTES} bytes")], 413)
         try:
             products = parse(body.decode("utf-8"))
         except UnicodeDecodeError:

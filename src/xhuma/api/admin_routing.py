@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.node import Node
 from xhuma.routing import contracts
 from xhuma.routing.operator import (
@@ -46,7 +46,7 @@ def routing_routes(node: Node) -> list[Route]:
 
     async def body_of(request: Request, kind: Any) -> Any:
         try:
-            return json_value(await request.body(), kind)
+            return json_value(await read_body(request, node.settings.max_body_bytes), kind)
         except msgspec.ValidationError as exc:
             raise RoutingChangeError([FieldError("body", str(exc))]) from None
         except msgspec.DecodeError as exc:
@@ -93,8 +93,9 @@ def routing_routes(node: Node) -> list[Route]:
         return json_reply(_shown(change))
 
     async def upload_preferences(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_CSV_BYTES:
+        try:
+            raw = await read_body(request, MAX_CSV_BYTES)
+        except BodyTooLarge:
             return _refused([FieldError("body", f"larger than {MAX_CSV_BYTES} bytes")], 413)
         try:
             text = raw.decode("utf-8-sig")

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from xhuma.api.access import Refusal, protect, refusal_headers
 from xhuma.api.admin import deny_operator, operator
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.eft.delivery import apply_report
 from xhuma.eft.intake import ingest
 from xhuma.eft.messages import PaymentStatusReport
@@ -36,7 +36,10 @@ MAX_FILE_NAME = 200
 def eft_routes(node: Node) -> list[Route]:
     def reports(operation: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
+            try:
+                body = await read_body(request, node.settings.max_body_bytes)
+            except BodyTooLarge as exc:
+                return json_reply({"message": str(exc)}, 413)
             try:
                 report = json_value(body, PaymentStatusReport)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -55,9 +58,10 @@ def eft_routes(node: Node) -> list[Route]:
             return json_reply({"error": f"a file name of 1 to {MAX_FILE_NAME} characters", "field": "name"}, 400)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / name
-            with path.open("wb") as out:
-                async for chunk in request.stream():
-                    out.write(chunk)
+            try:
+                path.write_bytes(await read_body(request, node.settings.eft.max_file_bytes))
+            except BodyTooLarge as exc:
+                return json_reply({"error": str(exc), "field": "body"}, 413)
             result = await asyncio.to_thread(
                 ingest, node.db.engine, path, debit_release=node.settings.eft.debit_release
             )

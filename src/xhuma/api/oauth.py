@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xhuma.api.access import basic_credentials
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.node import Node
 from xhuma.security.credentials import ApiClient
 from xhuma.security.lockout import Lockout
@@ -45,8 +45,9 @@ def oauth_routes(node: Node, lockout: Lockout) -> list[Route]:
         return client
 
     async def token(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        try:
+            body = await read_body(request, MAX_FORM_BYTES)
+        except BodyTooLarge:
             return _error(400, "invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes")
         try:
             form = {k: v[0] for k, v in parse_qs(body.decode("ascii"), strict_parsing=bool(body)).items()}

@@ -117,7 +117,7 @@ ROUTES = (
         "/admin/routing/preferences.csv",
         "Replace preferences from a CSV (checked whole; nothing applied if any line is bad)",
         body=("text/csv", {"type": "string"}),
-        refusals=(400, 413),
+        refusals=(400,),
     ),
     Described(
         "put",
@@ -210,7 +210,8 @@ def operator_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         }
         responses |= {
             str(status): {"description": "refused", "content": {JSON: {"schema": PROBLEM}}}
-            for status in sorted({400, *route.refusals})  # 400: control characters in the URL, for any route
+            # 400: control characters in the URL, for any route; 413: a body beyond its limit
+            for status in sorted({400, *route.refusals, *((413,) if route.body else ())})
         }
         operation: dict[str, Any] = {
             "summary": route.summary,

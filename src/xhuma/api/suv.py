@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xhuma.api.access import Deny, Refusal, principal, protect, refusal_headers
-from xhuma.api.replies import JSON, sends_json
+from xhuma.api.replies import JSON, BodyTooLarge, read_body, sends_json
 from xhuma.engine.flow import Reply
 from xhuma.node import Node
 from xhuma.refusals import refuse
@@ -24,10 +24,8 @@ from xhuma.vouchers import operations as ops
 from xhuma.vouchers.operations import SuvOperation
 from xhuma.vouchers.replies import error_reply, format_error
 
-BodyReader = Callable[[Request, int], Awaitable[bytes]]
 
-
-def suv_routes(node: Node, read_body: BodyReader, too_large: type[Exception]) -> list[Route]:
+def suv_routes(node: Node) -> list[Route]:
     def answer(reply: Reply) -> Response:
         return Response(reply.body, reply.status, media_type=JSON, headers=reply.headers)
 
@@ -54,7 +52,7 @@ def suv_routes(node: Node, read_body: BodyReader, too_large: type[Exception]) ->
                 return answer(reply)
             try:
                 body = await read_body(request, node.settings.max_body_bytes)
-            except too_large:
+            except BodyTooLarge:
                 limit = node.settings.max_body_bytes
                 reply = error_reply(413, "FORMAT_ERROR", "Body too large", None)
                 reason = f"body exceeds {limit} bytes"
