@@ -25,10 +25,13 @@ case "${1:-}" in
     shift
     install
     echo "== ruff"
-    .venv/bin/ruff check src tests bench
-    .venv/bin/ruff format --check src tests bench
+    .venv/bin/ruff check src tests bench tools
+    .venv/bin/ruff format --check src tests bench tools
     echo "== mypy (strict)"
     .venv/bin/mypy
+    .venv/bin/mypy --strict tools
+    echo "== bandit (accepted findings: known-findings.toml)"
+    .venv/bin/python tools/check_findings.py
     echo "== pytest"
     set +e
     .venv/bin/python -m pytest "$@"
