@@ -49,8 +49,8 @@ def journal(
     return tx_id
 
 
-def line(process: Process, day: date, reference: str, amount: int) -> bytes:
-    moment = day_start_us(process, day) + 10 * HOUR + 30_000_000
+def line(process: Process, day: date, reference: str, amount: int, *, shift_seconds: int = 0) -> bytes:
+    moment = day_start_us(process, day) + 10 * HOUR + (30 + shift_seconds) * 1_000_000
     when = datetime.fromtimestamp(moment // 1_000_000, UTC).isoformat()
     return f"{reference},{amount},{when},purchase,\n".encode()
 

@@ -235,7 +235,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         routing_refresh_days=switch.routing_refresh_days,
         eft=_eft(file.eft),
         tls=_tls(file.tls, path),
-        processes=tuple(file.finance.processes),
+        processes=tuple(_outboxes(file.finance.processes, path)),
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)
@@ -302,6 +302,20 @@ def _check(file: _File, path: str | Path) -> None:
         check_finance(file.finance, seen)
     except ProcessError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _outboxes(processes: list[Process], path: str | Path) -> list[Process]:
+    """Each process with its outbox made absolute (relative to the configuration file's folder),
+    refused when it names something that is not a folder. It is created when first written."""
+    resolved = []
+    for index, process in enumerate(processes):
+        if process.outbox is not None:
+            folder = Path(path).parent / Path(process.outbox).expanduser()
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{path}: finance.processes[{index}].outbox: {folder} is not a folder")
+            process = msgspec.structs.replace(process, outbox=str(folder.absolute()))
+        resolved.append(process)
+    return resolved
 
 
 def _is_http_url(value: str) -> bool:

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import typer
 
-from xhuma.cli import audit, clients, eft, recon, routing, saf, server, simulate, tokens, transactions, vouchers
+from xhuma.cli import (
+    audit,
+    clients,
+    eft,
+    recon,
+    reports,
+    routing,
+    saf,
+    server,
+    simulate,
+    tokens,
+    transactions,
+    vouchers,
+)
 
 app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
 server.register(app)
@@ -22,5 +35,6 @@ app.add_typer(eft.app, name="eft")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(recon.app, name="recon")
+app.add_typer(reports.app, name="report")
 
 __all__ = ["app"]

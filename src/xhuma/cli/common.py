@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from xhuma.config import ConfigError, Settings, load_settings
+from xhuma.domain.currencies import money as money  # re-exported: the commands print amounts with it
 from xhuma.httpserver import CannotListen
 from xhuma.storage.db import Database, migrate, schema_revision
 
@@ -92,11 +92,6 @@ def parse_time(value: str | None, option: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1e6)
-
-
-def money(cents: int | None) -> str:
-    """Integer cents as a decimal amount (exactly: no float on the way)."""
-    return "" if cents is None else f"{Decimal(cents).scaleb(-2):.2f}"
 
 
 _LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}

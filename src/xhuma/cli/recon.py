@@ -21,7 +21,7 @@ ProcessOption = Annotated[str, typer.Option("--process", help="The process's nam
 DateOption = Annotated[str, typer.Option("--date", help="The day, YYYY-MM-DD, in the process's time zone.")]
 
 
-def _process(config: Path | None, name: str) -> Process:
+def process_named(config: Path | None, name: str) -> Process:
     found = settings(config).process(name)
     if found is None:
         known = ", ".join(p.name for p in settings(config).processes) or "none configured"
@@ -30,11 +30,12 @@ def _process(config: Path | None, name: str) -> Process:
     return found
 
 
-def _day(value: str) -> date:
+def parse_day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+        typer.echo(f"--date: {value!r} is not a date YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("load")
@@ -48,7 +49,7 @@ def recon_load(
     from xhuma.finance import store
     from xhuma.finance.files import FileRefused, read_file
 
-    process = _process(config, process_name)
+    process = process_named(config, process_name)
     try:
         content = path.read_bytes()
     except OSError as exc:
@@ -83,13 +84,19 @@ def recon_load(
 
 @app.command("run")
 def recon_run(process_name: ProcessOption, day: DateOption, config: ConfigOption = None) -> None:
-    """Match the day's records (and those still unmatched from the expiry period before it)."""
+    """Match the day's records (and those still unmatched from the expiry period before it); with
+    an `outbox` on the process, the day's reports are written there after the run is stored."""
     from xhuma.finance import store
 
-    process = _process(config, process_name)
-    the_day = _day(day)
-    done = database(config, migrate_schema=True).run_sync(store.run(process, the_day, str(uuid.uuid4())))
+    process = process_named(config, process_name)
+    the_day = parse_day(day)
+    db = database(config, migrate_schema=True)
+    done = db.run_sync(store.run(process, the_day, str(uuid.uuid4())))
     typer.echo(f"{process.name} {the_day}: run {done.run_id}: {done.ours} of ours, {done.theirs} of theirs matched")
+    if process.outbox is not None:
+        from xhuma.cli.reports import write_reports
+
+        write_reports(db, process, the_day, Path(process.outbox), after_run=True)
 
 
 @app.command("summary")
@@ -99,8 +106,8 @@ def recon_summary(
     """Counts and amounts of the day's results."""
     from xhuma.finance import store
 
-    process = _process(config, process_name)
-    result = database(config).run_sync(store.summary(process.name, _day(day)))
+    process = process_named(config, process_name)
+    result = database(config).run_sync(store.summary(process.name, parse_day(day)))
     if as_json:
         typer.echo(msgspec.json.encode(result).decode())
         return
@@ -138,8 +145,8 @@ def recon_list(
 
     if status is not None and status not in store.LIST_STATUSES:
         raise typer.BadParameter(f"one of {', '.join(store.LIST_STATUSES)}", param_hint="--status")
-    process = _process(config, process_name)
-    rows = database(config).run_sync(store.results(process.name, _day(day), status))
+    process = process_named(config, process_name)
+    rows = database(config).run_sync(store.results(process.name, parse_day(day), status))
     show_rows(
         rows,
         [
@@ -166,7 +173,7 @@ def recon_files(process_name: ProcessOption, as_json: JsonOption = False, config
     """The files offered to the process and what became of each."""
     from xhuma.finance import store
 
-    process = _process(config, process_name)
+    process = process_named(config, process_name)
     show_rows(
         database(config).run_sync(store.files(process.name)),
         [

@@ -117,6 +117,9 @@ class Process(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A record still unmatched in the run of the day this many days after its own is expired."""
     exclude: list[str] = []
     auto_resolutions: list[AutoResolution] = []
+    outbox: Annotated[str, Meta(min_length=1)] | None = None
+    """A folder the day's reports are written to after each `recon run` (see `finance.reports`);
+    relative to the configuration file's folder. None: reports only on demand (`xhuma report`)."""
 
     @property
     def zone(self) -> ZoneInfo:
