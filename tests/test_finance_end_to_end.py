@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,10 +45,12 @@ def listed(env: dict[str, str], day: str, status: str | None = None) -> list[dic
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_a_day_of_purchases_against_the_simulator_extract(
-    rig: tuple[Server, dict[str, str], Retailer], tmp_path: Path
-) -> None:
-    simulator, env, till = rig
+def purchases_and_extract(
+    simulator: Server, till: Retailer, folder: Path
+) -> tuple[date, Path, dict[str, list[str]], list[str]]:
+    """Eight purchases through the switch, and the simulator's extract of today with one missing,
+    one extra, one amount (3 cents) and one time (600 s) discrepancy: the day, the file, what was
+    injected (by reference) and the purchases' retail ids."""
     bought = []
     for n in range(8):
         purchase, answer = till.purchase(f"1234567890{n}", 5000 + 100 * n)
@@ -71,9 +73,17 @@ def test_a_day_of_purchases_against_the_simulator_extract(
     injected = json.loads(answer.headers["X-Sim-Injected"])
     name = answer.headers["Content-Disposition"].split('filename="')[1].rstrip('"')
     assert name.startswith(f"SIM_XHUMA_EXTRACT_PPU_SWITCH_{today:%Y%m%d}_")
-    extract = tmp_path / name
+    extract = folder / name
     extract.write_bytes(answer.content)
     assert len(answer.text.splitlines()) == 1 + 8 - 1 + 1
+    return today, extract, injected, bought
+
+
+def test_a_day_of_purchases_against_the_simulator_extract(
+    rig: tuple[Server, dict[str, str], Retailer], tmp_path: Path
+) -> None:
+    simulator, env, till = rig
+    today, extract, injected, bought = purchases_and_extract(simulator, till, tmp_path)
 
     assert "8 records" in xhuma("recon", "load", str(extract), "--process", "sim-ppu", env=env).stdout
     recon(env, "run", "--date", today.isoformat())

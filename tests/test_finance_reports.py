@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import process_env, xhuma
+from tests import test_finance_end_to_end as end_to_end
+from tests.support import Retailer, Server, process_env, xhuma
 from tests.test_finance_config import PROCESS, PROVIDER, sim_process
 from tests.test_finance_store import DAY, HEADER, journal, line, load
 from xhuma.config import ConfigError, load_settings
@@ -28,6 +29,8 @@ from xhuma.storage.db import Database
 
 BEFORE = DAY - timedelta(days=2)  # expiry_days = 2: what is unmatched then expires on DAY
 GENERATED = 1_767_261_600_000_000  # 2026-01-01 10:00:00 UTC
+
+rig = end_to_end.rig  # the simulator, the switch and a till, as the end-to-end test has them
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 
@@ -77,20 +80,24 @@ def cents(text: str) -> int | None:
     return int(amount * 100)
 
 
-def test_the_summary_csv_carries_the_store_summary(db: Database, process: Process, day: dict[str, str]) -> None:
-    report = db.run_sync(reports.read(process, DAY, GENERATED))
-    summary = db.run_sync(store.summary(process.name, DAY))
-    rows = read_csv(reports.summary_csv(report))
+def assert_carries(rows: list[dict[str, str]], summary: dict[str, Any]) -> None:
+    """The summary CSV's rows say what `store.summary` (or `recon summary --json`) says."""
     assert [r["category"] for r in rows] == list(store.CATEGORIES)
     for row in rows:
         figures = summary[row["category"]]
-        assert (row["process"], row["date"]) == ("sim-ppu", "2026-01-01")
+        assert (row["process"], row["date"]) == (summary["process"], summary["date"])
         assert int(row["count"]) == figures["count"]
         assert cents(row["amount"]) == figures["amount"]
         assert cents(row["their_amount"]) == figures.get("their_amount")
         assert cents(row["difference"]) == figures.get("difference")
         assert (row["ours"], row["theirs"]) == (str(figures.get("ours", "")), str(figures.get("theirs", "")))
-    # every kind is there, so the comparison above compared something
+
+
+def test_the_summary_csv_carries_the_store_summary(db: Database, process: Process, day: dict[str, str]) -> None:
+    report = db.run_sync(reports.read(process, DAY, GENERATED))
+    rows = read_csv(reports.summary_csv(report))
+    assert_carries(rows, db.run_sync(store.summary(process.name, DAY)))
+    # every kind is there, so the comparison compared something
     by = {r["category"]: r for r in rows}
     assert by["matched"]["count"] == "1" and by["matched"]["amount"] == "10.00"
     assert by["auto_resolved"]["difference"] == "0.03"
@@ -239,8 +246,8 @@ def test_recon_run_fills_the_outbox_and_bad_input_is_one_line(fresh_database_url
     summary = json.loads(
         xhuma("recon", "summary", "--process", "sim-ppu", "--date", "2026-01-01", "--json", env=env).stdout
     )
-    rows = {r["category"]: r for r in read_csv((outbox / names[2]).read_bytes())}
-    assert cents(rows["unmatched_theirs"]["amount"]) == summary["unmatched_theirs"]["amount"] == 250
+    assert_carries(read_csv((outbox / names[2]).read_bytes()), summary)
+    assert summary["unmatched_theirs"]["amount"] == 250
     exceptions = read_csv((outbox / names[0]).read_bytes())
     assert sorted((r["reference"], r["time"]) for r in exceptions) == [
         ("a", "2026-01-01T12:00:00+02:00"),
@@ -292,3 +299,38 @@ def test_recon_run_fills_the_outbox_and_bad_input_is_one_line(fresh_database_url
     )
     assert stored["runs"] == 1
     assert date.fromisoformat(stored["date"]) == date(2026, 1, 2)
+
+
+@needs_poppler
+def test_a_day_of_purchases_lands_in_the_outbox(rig: tuple[Server, dict[str, str], Retailer], tmp_path: Path) -> None:
+    simulator, env, till = rig
+    today, extract, injected, _ = end_to_end.purchases_and_extract(simulator, till, tmp_path)
+    config = tmp_path / "xhuma.toml"  # the rig's: read again by each command
+    config.write_text(config.read_text().replace("expiry_days = 2\n", 'expiry_days = 2\noutbox = "outbox"\n'))
+    xhuma("recon", "load", str(extract), "--process", "sim-ppu", env=env)
+    end_to_end.recon(env, "run", "--date", today.isoformat())
+    summary = json.loads(end_to_end.recon(env, "summary", "--date", today.isoformat(), "--json"))
+    stem = f"sim-ppu_{{}}_{today:%Y%m%d}"
+    outbox = tmp_path / "outbox"
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(
+        stem.format(kind) + ext for kind in ("RECON_SUMMARY", "EXCEPTIONS") for ext in (".csv", ".pdf")
+    )
+    assert_carries(read_csv((outbox / (stem.format("RECON_SUMMARY") + ".csv")).read_bytes()), summary)
+    exceptions = read_csv((outbox / (stem.format("EXCEPTIONS") + ".csv")).read_bytes())
+    by_status = {
+        status: sorted((r["side"], r["reference"]) for r in exceptions if r["status"] == status)
+        for status in ("unmatched", "partially_matched")
+    }
+    [missing], [extra], [shifted] = injected["missing"], injected["extra"], injected["time_shift"]
+    assert by_status == {
+        "unmatched": [("ours", missing), ("theirs", extra)],
+        "partially_matched": [("ours", shifted), ("theirs", shifted)],
+    }
+    assert len(exceptions) == 4  # the auto-resolved amount difference is matched, not an exception
+    summary_pdf = outbox / (stem.format("RECON_SUMMARY") + ".pdf")
+    assert len(render(summary_pdf, tmp_path / "summary")) == 1
+    words = " ".join(pdf_text(summary_pdf).split())
+    matched = summary["matched"]
+    assert "Process sim-ppu Counterparty sim Service ppu" in words
+    assert f"Matched {matched['count']} {Decimal(matched['amount']).scaleb(-2)}" in words
+    assert "8 of our records and 8 of theirs decided in 1 run(s)" in words
