@@ -59,9 +59,15 @@ class ReportError(ValueError):
 
 
 def read(process: Process, day: date, generated_us: int) -> Callable[[Connection], DayReport]:
+    """The day's summary and results from one snapshot, so that the figures of the summary are
+    those of the exceptions listed (a run committing in between cannot split them). Run it as
+    the first thing in its transaction: PostgreSQL takes the isolation level only there."""
     summarise, listing = store.summary(process.name, day), store.results(process.name, day)
 
     def op(conn: Connection) -> DayReport:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # SQLite: a read transaction is one snapshot already (WAL), from its first read on
         return DayReport(process, day, summarise(conn), listing(conn), generated_us)
 
     return op
