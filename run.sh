@@ -15,6 +15,17 @@ install() {
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 }
 
+system_tools() {
+  # pdftoppm and pdftotext (poppler-utils) render and read the finance reports' PDFs in the tests.
+  if ! command -v pdftoppm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get install -y -qq poppler-utils >/dev/null || { apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; }
+    else
+      echo "note: install poppler-utils (pdftoppm) to run the PDF report tests; they are skipped without it" >&2
+    fi
+  fi
+}
+
 case "${1:-}" in
   demo)
     shift
@@ -24,6 +35,7 @@ case "${1:-}" in
   test)
     shift
     install
+    system_tools
     echo "== ruff"
     .venv/bin/ruff check src tests bench tools
     .venv/bin/ruff format --check src tests bench tools
