@@ -13,7 +13,7 @@ import pytest
 from starlette.routing import Route
 
 from tests.conftest import Switch, write_config
-from tests.support import Server, free_port, new_id, process_env, xhuma
+from tests.support import Server, free_port, new_id, process_env, serve_with_credentials, xhuma
 from xhuma.api.app import create_app
 from xhuma.config import Settings
 from xhuma.security.lockout import Lockout
@@ -91,6 +91,51 @@ def test_a_credential_used_from_outside_its_networks_is_refused_before_its_body_
     assert httpx.get(products, auth=("other", "pw")).status_code == 200
     refused = httpx.post(fenced.url + "/suv/v1/vouchers", content=b"not even json", auth=("far", "pw"))
     assert refused.status_code == 403 and refused.json()["errorType"] == "AUTHENTICATION_ERROR"
+
+
+@pytest.fixture(params=[False, True], ids=["answer", "close"])
+def operators_fenced(
+    fresh_database_url: str, simulator: Server, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    """A switch whose /admin API is open to 10.0.0.0/8 only (the tests call from 127.0.0.1), with
+    refusals by address answered 403 or by closing the connection."""
+    config = write_config(tmp_path / "xhuma.toml", simulator.url)
+    fence = f'admin_networks = ["10.0.0.0/8"]\nclose_on_unlisted_address = {str(request.param).lower()}\n'
+    config.write_text(config.read_text().replace("[switch]\n", "[switch]\n" + fence))
+    env = process_env(XHUMA_DATABASE_URL=fresh_database_url, XHUMA_CONFIG=str(config), SIM_PASSWORD="sim-secret")
+    far = ("--username", "far", "--password", "far-pw", "--client-id", "far", "--allow", "10.1.0.0/16")
+    xhuma("clients", "add", *far, env=env)
+    server = serve_with_credentials(env, tmp_path, [("ops", "ops-pw", "admin"), ("till", "till-pw", "retail")])
+    server.closes = request.param  # type: ignore[attr-defined]
+    server.env = env  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def test_the_operator_api_answers_only_its_networks_and_the_rest_is_unaffected(operators_fenced: Server) -> None:
+    url = operators_fenced.url
+    if operators_fenced.closes:  # type: ignore[attr-defined]
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(url + "/admin/saf", auth=("ops", "ops-pw"))
+    else:
+        refused = httpx.get(url + "/admin/saf", auth=("ops", "ops-pw"))
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "the operator API is not open to 127.0.0.1", "field": "address"}
+    assert httpx.get(url + "/health").status_code == 200
+    assert httpx.get(url + "/suv/v1/products", auth=("till", "till-pw")).status_code == 200
+
+
+def test_a_credential_from_outside_its_networks_is_answered_403_or_cut_and_journalled_either_way(
+    operators_fenced: Server,
+) -> None:
+    lookup = operators_fenced.url + f"/prepaidutility/v3/meterLookups/{new_id()}"
+    if operators_fenced.closes:  # type: ignore[attr-defined]
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(lookup, json={}, auth=("far", "far-pw"))
+    else:
+        assert httpx.post(lookup, json={}, auth=("far", "far-pw")).status_code == 403
+    listed = xhuma("tx", "rejected", "--json", env=operators_fenced.env).stdout  # type: ignore[attr-defined]
+    assert "far may not be used from 127.0.0.1" in listed
 
 
 def test_five_bad_passwords_lock_the_user_and_not_another(fenced: Server) -> None:

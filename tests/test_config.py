@@ -29,6 +29,8 @@ PROVIDER = '[[providers]]\nname = "a"\nbase_url = "http://127.0.0.1:9"\n'
         ('[[providers]]\nname = "a"\nbase_url = "http://h:port/"\n', "providers[0].base_url", "is not an http"),
         ('[[providers]]\nbase_url = "http://h"\n', "providers[0].name", "is required"),
         ("[switch]\nmax_body_bytes = 0\n", "switch.max_body_bytes", ">= 1"),
+        ('[switch]\nadmin_networks = ["10.0.0.1/8"]\n', "switch.admin_networks", "'10.0.0.1/8' is not a network"),
+        ("[switch]\nread_timeout_seconds = 0\n", "switch.read_timeout_seconds", "> 0"),
         ('[saf]\nwindows = { q = "25:00-26:00" }\n', "saf.windows.q", "not a time of day"),
         ('[eft]\ndebit_release = "8am"\n', "eft.debit_release", ""),
         ('[eft]\nbank_url = "ftp://bank"\n', "eft.bank_url", "is not an http"),

@@ -24,6 +24,7 @@ from xhuma.finance.processes import check as check_finance
 from xhuma.providers import VOUCHER_KINDS
 from xhuma.providers.base import CAPABILITIES, ProviderConfig
 from xhuma.saf.worker import SafSettings
+from xhuma.security.credentials import Network, parse_networks
 from xhuma.storage.db import database_url
 from xhuma.tls import TlsError, TlsFiles, server_context
 
@@ -44,6 +45,8 @@ class _Switch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: Count = 64 * 1024
     drain_seconds: Seconds = 10.0
     read_timeout_seconds: Seconds = 30.0
+    admin_networks: list[str] = []
+    close_on_unlisted_address: bool = False
     lockout_seconds: Seconds = 300.0
     credential_cache_seconds: SecondsOrOff = 30.0
     recovery_interval_seconds: Seconds = 5.0
@@ -170,6 +173,11 @@ class Settings:
     read_timeout_seconds: float = 30.0
     """How long a client has to send a whole request (headers and body) from its first byte, or
     from the connection's opening: a slower one (a slowloris) is cut off."""
+    admin_networks: tuple[Network, ...] = ()
+    """Where the operator API (/admin) may be called from (none: anywhere), whatever the credential."""
+    close_on_unlisted_address: bool = False
+    """A request from outside the admin networks or its credential's networks gets no answer: the
+    connection is closed (as Electrum does), instead of a 403."""
     lockout_seconds: float = 300.0
     """How long a username stays locked after five failed logins within a minute."""
     token_seconds: float = 3600.0
@@ -224,6 +232,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         max_body_bytes=switch.max_body_bytes,
         drain_seconds=switch.drain_seconds,
         read_timeout_seconds=switch.read_timeout_seconds,
+        admin_networks=_networks(switch.admin_networks, f"{path}: switch.admin_networks"),
+        close_on_unlisted_address=switch.close_on_unlisted_address,
         lockout_seconds=switch.lockout_seconds,
         token_seconds=file.oauth.token_seconds,
         credential_cache_seconds=switch.credential_cache_seconds,
@@ -343,6 +353,13 @@ def _saf(raw: _Saf) -> SafSettings:
         ordered_queues=frozenset(raw.ordered_queues),
         windows={queue: _window(span) for queue, span in raw.windows.items()},
     )
+
+
+def _networks(values: list[str], where: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _eft(raw: _Eft) -> EftSettings:

@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, MutableMapping
 from typing import Any
 
 from xhuma.tls import ServerTls, TlsError, tls_extension
@@ -176,6 +176,20 @@ class _TlsScope:
         await self.app(scope, receive, send)
 
 
+CLOSE_EXTENSION = "xhuma.close"
+"""The scope extension that closes the request's connection without an answer."""
+
+
+def close_connection(scope: MutableMapping[str, Any]) -> bool:
+    """Close the request's connection with no answer (what a filtered port looks like to the
+    client); False when the server gives no way to (the caller answers instead)."""
+    close = (scope.get("extensions") or {}).get(CLOSE_EXTENSION)
+    if close is None:
+        return False
+    close()
+    return True
+
+
 class _ReadDeadline:
     """One connection's read deadline: a client has `seconds` from the connection's opening (or
     from the end of its previous answer) to send a whole request, headers and body; one that
@@ -205,6 +219,7 @@ class _ReadDeadline:
         self.transport.close()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["extensions"] = {**(scope.get("extensions") or {}), CLOSE_EXTENSION: self.transport.close}
         if scope["type"] != "http" or not _has_body(scope):
             self.cancel()
 

@@ -16,14 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from xhuma.security.credentials import ApiClient, Authenticator
+from xhuma.api.replies import json_reply
+from xhuma.httpserver import close_connection
+from xhuma.security.credentials import ApiClient, Authenticator, Network, address_within
 from xhuma.security.lockout import Lockout
 from xhuma.security.oauth import TokenService
 from xhuma.tls import peer_subject, same_subject
@@ -59,6 +62,9 @@ class Refusal:
     status: int
     reason: str
     username: str | None = None
+    close: bool = False
+    """Close the connection instead of answering (an address outside a credential's networks,
+    with `close_on_unlisted_address`); the refusal is still journalled."""
 
 
 Deny = Callable[[Request, Refusal], Awaitable[Response]]
@@ -82,10 +88,13 @@ def bearer_token(connection: HTTPConnection) -> str | None:
 
 
 class CredentialsBackend(AuthenticationBackend):
-    def __init__(self, authenticator: Authenticator, lockout: Lockout, tokens: TokenService) -> None:
+    def __init__(
+        self, authenticator: Authenticator, lockout: Lockout, tokens: TokenService, close_unlisted: bool = False
+    ) -> None:
         self.authenticator = authenticator
         self.lockout = lockout
         self.tokens = tokens
+        self.close_unlisted = close_unlisted
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         token = bearer_token(conn)
@@ -123,7 +132,8 @@ class CredentialsBackend(AuthenticationBackend):
     ) -> tuple[AuthCredentials, BaseUser] | None:
         host = conn.client.host if conn.client else None
         if not client.allows_address(host):
-            conn.scope[REFUSAL_KEY] = Refusal(403, f"{client.username} may not be used from {host}", client.username)
+            reason = f"{client.username} may not be used from {host}"
+            conn.scope[REFUSAL_KEY] = Refusal(403, reason, client.username, close=self.close_unlisted)
             return None
         if client.cert_subject is not None and not same_subject(client.cert_subject, peer_subject(conn.scope)):
             presented = peer_subject(conn.scope) or "no client certificate"
@@ -144,9 +154,37 @@ def protect(scope: str, deny: Deny, endpoint: Endpoint) -> Endpoint:
             refusal = Refusal(403, f"{request.user.display_name} lacks the {scope} scope", request.user.display_name)
         else:
             refusal = request.scope.get(REFUSAL_KEY) or Refusal(401, "no credentials")
-        return await deny(request, refusal)
+        answer = await deny(request, refusal)
+        if refusal.close:
+            close_connection(request.scope)  # the answer then goes nowhere
+        return answer
 
     return guarded
+
+
+class OperatorNetworks:
+    """ASGI middleware: the operator API (/admin) answers only addresses in `networks`, checked
+    before credentials or a body are read; others get 403, or a closed connection."""
+
+    def __init__(self, app: Any, networks: Sequence[Network], close: bool = False) -> None:
+        self.app = app
+        self.networks = tuple(networks)
+        self.close = close
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.networks and scope["type"] == "http" and _is_operator_path(scope["path"]):
+            host = scope["client"][0] if scope.get("client") else None
+            if not address_within(host, self.networks):
+                if self.close and close_connection(scope):
+                    return
+                refused = json_reply({"error": f"the operator API is not open to {host}", "field": "address"}, 403)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_operator_path(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
 
 
 def principal(request: Request) -> ApiClient:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from xhuma.api.access import CredentialsBackend, Deny, Refusal, principal, protect, refusal_headers
+from xhuma.api.access import CredentialsBackend, Deny, OperatorNetworks, Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import admin_routes
 from xhuma.api.eft import eft_routes
 from xhuma.api.oauth import oauth_routes
@@ -178,7 +178,11 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: http_error, BodyTooLarge: too_large, Exception: unexpected},
         middleware=[
             Middleware(RefuseControlCharactersInUrl),
-            Middleware(AuthenticationMiddleware, backend=CredentialsBackend(state.auth, lockout, state.tokens)),
+            Middleware(OperatorNetworks, networks=settings.admin_networks, close=settings.close_on_unlisted_address),
+            Middleware(
+                AuthenticationMiddleware,
+                backend=CredentialsBackend(state.auth, lockout, state.tokens, settings.close_on_unlisted_address),
+            ),
         ],
     )
     app.state.node = state

@@ -60,13 +60,16 @@ class ApiClient:
         return SCOPES_OF_ROLE.get(self.role, frozenset())
 
     def allows_address(self, host: str | None) -> bool:
-        if not self.networks:
-            return True
-        try:
-            address = ipaddress.ip_address(host or "")
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        return not self.networks or address_within(host, self.networks)
+
+
+def address_within(host: str | None, networks: Iterable[Network]) -> bool:
+    """Whether a peer address (as the server reports it) lies in one of `networks`."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
