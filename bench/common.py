@@ -34,10 +34,12 @@ def free_port() -> int:
 
 
 def start(
-    args: list[str], environment: dict[str, str], log: Path, health_port: int | None = None
+    args: list[str], environment: dict[str, str], log: Path, health_port: int | None = None, module: str = "xhuma"
 ) -> subprocess.Popen[bytes]:
+    """`python -m module args...` (xhuma's CLI, or a benchmark's own server such as bench.proxy),
+    waiting for GET /health on `health_port` to answer 200 when one is given."""
     handle = log.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "xhuma", *args], env=environment, stdout=handle, stderr=handle)
+    process = subprocess.Popen([sys.executable, "-m", module, *args], env=environment, stdout=handle, stderr=handle)
     if health_port is not None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -112,6 +114,34 @@ async def closed_loop(operation: Callable[[int], Awaitable[bool]], concurrency: 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     return LoadResult(len(latencies) - errors, errors, time.perf_counter() - started, latencies)
+
+
+def start_proxy(upstream_port: int, environment: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The bare pass-through proxy (`bench.proxy`) in front of a simulator: the floor."""
+    port = free_port()
+    args = ["--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}"]
+    return start(args, environment, log, port, module="bench.proxy"), port
+
+
+def ratio_row(label: str, direct: LoadResult, floor: LoadResult, through: LoadResult) -> str:
+    """One level of a three-target benchmark: each target's rate and p50/p99, then xhuma's
+    rate as a fraction of the proxy's and the direct one's, and what xhuma adds over the proxy."""
+    cells = " | ".join(f"{r.rate:>8.0f} {r.p50:>6.1f} {r.percentile(99):>7.1f}" for r in (direct, floor, through))
+    errors = direct.errors + floor.errors + through.errors
+    return (
+        f"{label:>5} | {cells} | {through.rate / floor.rate:>7.2f} {through.rate / direct.rate:>7.2f} | "
+        f"{through.p50 - floor.p50:>9.1f} {through.percentile(99) - floor.percentile(99):>9.1f}"
+        + (f"  (errors: direct {direct.errors}, proxy {floor.errors}, xhuma {through.errors})" if errors else "")
+    )
+
+
+def ratio_header(label: str, unit: str = "flows/s") -> str:
+    target = f"{unit:>8} {'p50':>6} {'p99':>7}"
+    return (
+        f"{'':>5} | {'direct':^23} | {'bare proxy':^23} | {'xhuma':^23} | {'xhuma / ...':^15} "
+        f"| {'added over proxy':^19}\n"
+        f"{label:>5} | {target} | {target} | {target} | {'proxy':>7} {'direct':>7} | {'p50 ms':>9} {'p99 ms':>9}"
+    )
 
 
 def meter_for(number: int) -> str:

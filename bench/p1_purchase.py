@@ -1,7 +1,8 @@
-"""P1: lookup + purchase + confirm, closed loop, through xhuma vs straight to the simulator.
+"""P1: lookup + purchase + confirm, closed loop: straight to the simulator, through a bare
+pass-through proxy (`bench.proxy`, the floor), and through xhuma.
 
-Both targets run as their own processes and are measured side by side in one run, level by
-level, so the ratio holds even when the machine's speed drifts. The load generator is this
+The three targets run as their own processes and are measured side by side in one run, level by
+level, so the ratios hold even when the machine's speed drifts. The load generator is this
 process (aiohttp).
 
     python -m bench.p1_purchase [--seconds 5] [--concurrency 1,16,64] [--database-url URL]
@@ -19,7 +20,19 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import LoadResult, add_client, closed_loop, env, free_port, meter_for, start, stop
+from bench.common import (
+    LoadResult,
+    add_client,
+    closed_loop,
+    env,
+    free_port,
+    meter_for,
+    ratio_header,
+    ratio_row,
+    start,
+    start_proxy,
+    stop,
+)
 from xhuma.ppu.examples import retail_message
 
 
@@ -78,31 +91,21 @@ def main() -> None:
             ["simulate", "ppu", "--port", str(sim_port), "--seed", "1"], environment, work / "sim.log", sim_port
         )
         add_client(environment)
+        proxy, proxy_port = start_proxy(sim_port, environment, work / "proxy.log")
         switch = start(["serve", "--port", str(port)], environment, work / "switch.log", port)
         try:
             backend = database_url.split(":", 1)[0]
             print(f"P1 lookup+purchase+confirm, closed loop, {args.seconds:g} s per cell, journal on {backend}")
-            print(
-                f"{'conc':>4} | {'direct flows/s':>14} {'p50':>6} {'p99':>6} | "
-                f"{'xhuma flows/s':>13} {'p50':>6} {'p99':>6}"
-                f" | {'ratio':>5} | {'added p50':>9} {'added p99':>9}"
-            )
+            print(ratio_header("conc"))
             for concurrency in (int(c) for c in args.concurrency.split(",")):
-                direct = asyncio.run(
-                    measure(f"http://127.0.0.1:{sim_port}/prepaidutility/v3", concurrency, args.seconds)
-                )
-                through = asyncio.run(measure(f"http://127.0.0.1:{port}/prepaidutility/v3", concurrency, args.seconds))
-                print(
-                    f"{concurrency:>4} | {direct.rate:>14.0f} {direct.p50:>6.1f} {direct.percentile(99):>6.1f} | "
-                    f"{through.rate:>13.0f} {through.p50:>6.1f} {through.percentile(99):>6.1f} | "
-                    f"{through.rate / direct.rate:>5.2f} | {through.p50 - direct.p50:>9.1f} "
-                    f"{through.percentile(99) - direct.percentile(99):>9.1f}"
-                    + (f"  ({through.errors} errors)" if through.errors or direct.errors else ""),
-                    flush=True,
-                )
+                cells = [
+                    asyncio.run(measure(f"http://127.0.0.1:{target}/prepaidutility/v3", concurrency, args.seconds))
+                    for target in (sim_port, proxy_port, port)
+                ]
+                print(ratio_row(str(concurrency), *cells), flush=True)
             print("latencies in ms per whole flow (3 requests); a flow holds one purchase")
         finally:
-            stop(switch, simulator)
+            stop(switch, proxy, simulator)
 
 
 if __name__ == "__main__":
