@@ -28,10 +28,17 @@ def process(tmp_path: Path) -> Process:
 
 
 def journal(
-    db: Database, process: Process, day: date, amount: int, *, state: str = "confirmed", provider: str = "sim"
+    db: Database,
+    process: Process,
+    day: date,
+    amount: int,
+    *,
+    state: str = "confirmed",
+    provider: str = "sim",
+    hour: int = 10,
 ) -> str:
     tx_id = str(uuid.uuid4())
-    at = day_start_us(process, day) + 10 * HOUR
+    at = day_start_us(process, day) + hour * HOUR
     row = {
         "id": tx_id,
         "client_id": "c",

@@ -198,6 +198,8 @@ class Settings:
     """HTTPS on `xhuma serve`'s listener (and mutual TLS with a client CA); None: plain HTTP."""
     processes: tuple[Process, ...] = ()
     """Reconciliation processes (`[[finance.processes]]`, see `xhuma.finance.processes`)."""
+    finance: Finance = field(default_factory=Finance)
+    """The whole `[finance]` table: processes, fees and accounts (`xhuma.finance.fees`)."""
     source: str | None = None
 
     def process(self, name: str) -> Process | None:
@@ -246,6 +248,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         eft=_eft(file.eft),
         tls=_tls(file.tls, path),
         processes=tuple(_outboxes(file.finance.processes, path)),
+        finance=file.finance,
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)

@@ -9,6 +9,7 @@ from xhuma.cli import (
     audit,
     clients,
     eft,
+    finance,
     recon,
     reports,
     routing,
@@ -36,5 +37,6 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(recon.app, name="recon")
 app.add_typer(reports.app, name="report")
+app.add_typer(finance.app, name="finance")
 
 __all__ = ["app"]

@@ -20,7 +20,11 @@ def clients_add(
     ],
     name: Annotated[str | None, typer.Option(help="A readable name.")] = None,
     role: Annotated[
-        str, typer.Option(help="retail (the retail interfaces), admin (the /admin API) or bank (EFT status reports).")
+        str,
+        typer.Option(
+            help="retail (the retail interfaces), admin (the /admin API), bank (EFT status reports), "
+            "finance (finance proposals) or approver (finance proposals and approving others').",
+        ),
     ] = "retail",
     allow: Annotated[
         list[str] | None,

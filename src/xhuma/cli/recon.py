@@ -134,7 +134,8 @@ def recon_list(
     status: Annotated[
         str | None,
         typer.Option(
-            help="matched, partially_matched, auto_resolved, unmatched, unmatched_ours, unmatched_theirs or expired."
+            help="matched, partially_matched, auto_resolved, unmatched, unmatched_ours, unmatched_theirs, expired "
+            "or written_off."
         ),
     ] = None,
     as_json: JsonOption = False,

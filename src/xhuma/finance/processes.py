@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import Meta
 
+from xhuma.finance.fees import Accounts, FeeError, FeeRule
+from xhuma.finance.fees import check as check_fees
+
 Name = Annotated[str, Meta(min_length=1, max_length=80)]
 FIELDS = ("reference", "amount", "currency", "time", "type", "meter", "voucher")
 IDENTITY_FIELDS = ("reference", "meter", "voucher")
@@ -131,6 +134,8 @@ class Process(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Finance(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     processes: list[Process] = []
+    fees: list[FeeRule] = []
+    accounts: dict[str, Accounts] = {}
 
 
 class ProcessError(ValueError):
@@ -158,6 +163,10 @@ def check(finance: Finance, providers: set[str]) -> None:
         _check_file(process.file, f"{where}.file")
         for r, rule in enumerate(process.rules):
             _check_rule(rule, f"{where}.rules[{r}]")
+    try:
+        check_fees(finance.fees, finance.accounts, {p.counterparty for p in finance.processes})
+    except FeeError as exc:
+        raise ProcessError(str(exc)) from None
 
 
 def _check_file(spec: FileSpec, where: str) -> None:

@@ -23,7 +23,9 @@ from xhuma.storage.db import bulk_insert, now_us
 from xhuma.storage.tables import finance_files, finance_records, finance_results, finance_runs, transactions
 
 QUEUED, LOADING, LOADED, ERROR = "QUEUED", "LOADING", "LOADED", "ERROR"
-FILE_STATUSES = (QUEUED, LOADING, LOADED, ERROR)
+ROLLBACK, FINALIZED = "ROLLBACK", "FINALIZED"
+"""After LOADED: rolled back by an approval (`finance.approvals`), or every record settled."""
+FILE_STATUSES = (QUEUED, LOADING, LOADED, ERROR, ROLLBACK, FINALIZED)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ def content_hash(content: bytes) -> str:
 
 
 def offer_file(file_id: str, process: str, name: str, digest: str) -> Callable[[Connection], Offer]:
-    """Queue a file, unless one with the same content or name is already taken (not refused)."""
+    """Queue a file, unless one with the same content or name is already taken (not refused,
+    not rolled back)."""
 
     def op(conn: Connection) -> Offer:
         mine = conn.execute(select(finance_files.c.status).where(finance_files.c.id == file_id)).first()
@@ -50,7 +53,7 @@ def offer_file(file_id: str, process: str, name: str, digest: str) -> Callable[[
             select(finance_files.c.id, finance_files.c.name, finance_files.c.status, finance_files.c.content_hash)
             .where(
                 finance_files.c.process == process,
-                finance_files.c.status != ERROR,
+                finance_files.c.status.not_in([ERROR, ROLLBACK]),
                 or_(finance_files.c.content_hash == digest, finance_files.c.name == name),
             )
             .limit(1)
@@ -153,14 +156,14 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
     first, today = span.days[0].isoformat(), day.isoformat()
 
     def taken(side: str, record_id: Any) -> Any:
-        """Decided by another day's run (matched, partial or expired there): not offered again."""
+        """Decided by another day's run (matched, partial or expired there), or held (resolved
+        by an approval, or settled): not offered again."""
         r = finance_results.c
         return exists().where(
             r.process == process.name,
             r.side == side,
             r.record_id == record_id,
-            r.run_day != today,
-            r.status != "unmatched",
+            or_(and_(r.run_day != today, r.status != "unmatched"), held(r)),
         )
 
     def op(conn: Connection) -> RunDone:
@@ -175,6 +178,7 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
             delete(finance_results).where(
                 r.process == process.name,
                 or_(r.run_day == today, and_(r.status == "unmatched", r.record_day >= first, r.record_day <= today)),
+                ~held(r),
             )
         )
         at = now_us()
@@ -191,6 +195,11 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
         return RunDone(run_id, len(ours), len(theirs), False)
 
     return op
+
+
+def held(r: Any) -> Any:
+    """A result no run replaces: resolved by an approval, or settled."""
+    return or_(r.approval_id.is_not(None), r.settlement_id.is_not(None))
 
 
 Candidates = dict[str, tuple[Record, str]]
@@ -287,7 +296,15 @@ def _result_row(process: Process, today: str, run_id: str, result: Result, found
     }
 
 
-CATEGORIES = ("matched", "partially_matched", "auto_resolved", "unmatched_ours", "unmatched_theirs", "expired")
+CATEGORIES = (
+    "matched",
+    "partially_matched",
+    "auto_resolved",
+    "unmatched_ours",
+    "unmatched_theirs",
+    "expired",
+    "written_off",
+)
 
 
 def summary(process: str, day: date) -> Callable[[Connection], dict[str, Any]]:
@@ -296,7 +313,7 @@ def summary(process: str, day: date) -> Callable[[Connection], dict[str, Any]]:
 
     def op(conn: Connection) -> dict[str, Any]:
         r = finance_results.c
-        auto = r.resolution.is_not(None)
+        auto = and_(r.resolution.is_not(None), r.approval_id.is_(None))  # an approval's is not automatic
         rows = conn.execute(
             select(
                 r.side,
@@ -320,7 +337,10 @@ def summary(process: str, day: date) -> Callable[[Connection], dict[str, Any]]:
             amount = int(amount or 0)
             records[side] += count
             name = "auto_resolved" if is_auto else status
-            if name in ("unmatched", "expired"):
+            if name == "written_off":
+                out[name]["count"] += count
+                out[name]["amount"] += amount
+            elif name in ("unmatched", "expired"):
                 entry = out["unmatched_" + side] if name == "unmatched" else out["expired"]
                 entry["count"] += count
                 entry["amount"] += amount
@@ -352,6 +372,7 @@ LIST_STATUSES = (
     "unmatched_ours",
     "unmatched_theirs",
     "expired",
+    "written_off",
 )
 
 
@@ -360,7 +381,7 @@ def results(process: str, day: date, status: str | None = None) -> Callable[[Con
         r = finance_results.c
         query = select(finance_results).where(r.process == process, r.run_day == day.isoformat())
         if status == "auto_resolved":
-            query = query.where(r.status == "matched", r.resolution.is_not(None))
+            query = query.where(r.status == "matched", r.resolution.is_not(None), r.approval_id.is_(None))
         elif status in ("unmatched_ours", "unmatched_theirs"):
             query = query.where(r.status == "unmatched", r.side == status.removeprefix("unmatched_"))
         elif status is not None:

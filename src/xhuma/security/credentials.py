@@ -33,12 +33,16 @@ def hash_password(password: str) -> str:
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-ROLES = ("retail", "admin", "bank")
-"""retail: the retail interfaces; admin: the /admin API; bank: a homing bank reporting outcomes."""
+ROLES = ("retail", "admin", "bank", "finance", "approver")
+"""retail: the retail interfaces; admin: the /admin API; bank: a homing bank reporting outcomes;
+finance: a maker of finance proposals (/admin/finance); approver: a finance maker who may also
+approve or reject another's proposal (the checker)."""
 SCOPES_OF_ROLE: dict[str, frozenset[str]] = {
     "retail": frozenset({"ppu", "suv"}),
     "admin": frozenset({"admin"}),
     "bank": frozenset({"bank"}),
+    "finance": frozenset({"finance"}),
+    "approver": frozenset({"finance", "approve"}),
 }
 """Roles are scopes: what each role's credentials may call (a route declares the scope it needs)."""
 

@@ -433,7 +433,8 @@ oauth_revocations = Table(
     Column("at_us", BigInteger, nullable=False),
 )
 
-NOT_REFUSED = text("status <> 'ERROR'")
+NOT_REFUSED = text("status NOT IN ('ERROR', 'ROLLBACK')")
+"""A refused or rolled-back file does not hold its name or content: it may be offered again."""
 
 finance_files = Table(
     "finance_files",
@@ -518,6 +519,113 @@ finance_results = Table(
     Column("reference", String(100), nullable=True),
     Column("amount", BigInteger, nullable=False),
     Column("time_us", BigInteger, nullable=False),
+    # Held: resolved by an approved proposal, or settled; a later run neither offers nor replaces it.
+    Column("approval_id", String(36), nullable=True),
+    Column("settlement_id", String(36), nullable=True),
     Index(None, "process", "run_day", "status"),
     Index(None, "process", "record_day", "status"),
+)
+
+PENDING_ONLY = text("status = 'pending'")
+DRAFT_ONLY = text("status = 'DRAFT'")
+
+finance_approvals = Table(
+    "finance_approvals",
+    metadata,
+    # A change one person (the maker) proposes and another (an approver) approves or rejects:
+    # pending -> approved | rejected (`xhuma.finance.approvals`).
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("maker", String(100), nullable=False),
+    Column("maker_note", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("checker", String(100), nullable=True),
+    Column("checker_note", Text, nullable=True),
+    Column("decided_us", BigInteger, nullable=True),
+    # JSON: what the approval did (or why it could not).
+    Column("outcome", Text, nullable=True),
+    Index(None, "status", "created_us"),
+    # One pending proposal per target at a time.
+    Index(
+        "uq_finance_approval_pending",
+        "kind",
+        "target",
+        unique=True,
+        sqlite_where=PENDING_ONLY,
+        postgresql_where=PENDING_ONLY,
+    ),
+)
+
+finance_settlements = Table(
+    "finance_settlements",
+    metadata,
+    # A settlement run of one counterparty over a period: DRAFT -> APPROVED (frozen) | REJECTED.
+    # Amounts are integer cents; net_to_counterparty > 0: we pay them, < 0: they pay us.
+    Column("id", String(36), primary_key=True),
+    Column("counterparty", String(80), nullable=False),
+    Column("from_day", String(10), nullable=False),
+    Column("to_day", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("currency", String(3), nullable=True),
+    Column("units", Integer, nullable=False),
+    Column("approved", BigInteger, nullable=False),
+    Column("reversed", BigInteger, nullable=False),
+    Column("refunded", BigInteger, nullable=False),
+    Column("principal", BigInteger, nullable=False),
+    Column("principal_payer", String(12), nullable=False),
+    Column("fees_to_us", BigInteger, nullable=False),
+    Column("fees_to_them", BigInteger, nullable=False),
+    Column("net_to_counterparty", BigInteger, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("approval_id", String(36), nullable=True),
+    Column("decided_us", BigInteger, nullable=True),
+    Index(None, "counterparty", "status"),
+    # One draft per counterparty at a time (monthly fee tiers count settlements in order).
+    Index(
+        "uq_finance_settlement_draft", "counterparty", unique=True, sqlite_where=DRAFT_ONLY, postgresql_where=DRAFT_ONLY
+    ),
+)
+
+finance_settlement_units = Table(
+    "finance_settlement_units",
+    metadata,
+    # One settled match (a group of records, or one accepted record): its agreed amount and fee.
+    Column("settlement_id", String(36), ForeignKey("finance_settlements.id"), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("process", String(80), nullable=False),
+    # sale | reversed | refund
+    Column("category", String(10), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("reference", String(100), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+)
+
+finance_settlement_records = Table(
+    "finance_settlement_records",
+    metadata,
+    # Every record (either side) a settlement covers; approval marks their results settled.
+    Column("settlement_id", String(36), ForeignKey("finance_settlements.id"), primary_key=True),
+    Column("process", String(80), primary_key=True),
+    Column("side", String(8), primary_key=True),
+    Column("record_id", String(48), primary_key=True),
+    Column("unit", String(200), nullable=False),
+)
+
+finance_settlement_fees = Table(
+    "finance_settlement_fees",
+    metadata,
+    # A settlement's fees per `[[finance.fees]]` rule and calendar month (the tier volume).
+    Column("settlement_id", String(36), ForeignKey("finance_settlements.id"), primary_key=True),
+    Column("rule", String(80), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("payer", String(12), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("volume", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
 )
