@@ -19,9 +19,29 @@ from xhuma.config import Settings
 from xhuma.security.lockout import Lockout
 
 OPEN_ROUTES = {"/health", "/openapi.json", "/oauth/token", "/.well-known/jwks.json"}
-SCOPE_OF_PREFIX = (("/prepaidutility/", "ppu"), ("/suv/", "suv"), ("/admin/", "admin"), ("/inbound/", "bank"))
-KINDS = {"retail": ("till", "s3cret-till"), "admin": ("access-ops", "ops-pw"), "bank": ("access-bank", "bank-pw")}
-SCOPES = {"retail": {"ppu", "suv"}, "admin": {"admin"}, "bank": {"bank"}}
+SCOPE_OF_PREFIX = (
+    ("/prepaidutility/", "ppu"),
+    ("/suv/", "suv"),
+    ("/admin/finance/approvals/", "approve"),
+    ("/admin/finance/approvals", "finance"),
+    ("/admin/finance/settlements", "finance"),
+    ("/admin/", "admin"),
+    ("/inbound/", "bank"),
+)
+KINDS = {
+    "retail": ("till", "s3cret-till"),
+    "admin": ("access-ops", "ops-pw"),
+    "bank": ("access-bank", "bank-pw"),
+    "finance": ("access-maker", "maker-pw"),
+    "approver": ("access-checker", "checker-pw"),
+}
+SCOPES = {
+    "retail": {"ppu", "suv"},
+    "admin": {"admin"},
+    "bank": {"bank"},
+    "finance": {"finance"},
+    "approver": {"finance", "approve"},
+}
 
 
 def served_routes(tmp_path: Path) -> list[tuple[str, str]]:
@@ -42,7 +62,7 @@ def concrete(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def kinds(switch: Switch) -> Switch:
-    for kind in ("admin", "bank"):
+    for kind in ("admin", "bank", "finance", "approver"):
         username, password = KINDS[kind]
         switch.cli(
             "clients", "add", "--username", username, "--password", password, "--client-id", username, "--role", kind

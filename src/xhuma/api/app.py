@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from xhuma.api.access import CredentialsBackend, Deny, OperatorNetworks, Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import admin_routes
+from xhuma.api.admin_finance import finance_routes
 from xhuma.api.eft import eft_routes
 from xhuma.api.oauth import oauth_routes
 from xhuma.api.openapi import build_openapi
@@ -166,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
     routes += suv_routes(state)
     routes += eft_routes(state)
     routes += admin_routes(state)
+    routes += finance_routes(state)
     lockout = Lockout(lock_seconds=settings.lockout_seconds)
     routes += oauth_routes(state, lockout)
     routes += [

@@ -14,6 +14,7 @@ import msgspec
 
 from xhuma.api.admin_routing import PreferenceBody
 from xhuma.eft.messages import PaymentStatusReport
+from xhuma.finance.approvals import Proposal
 
 JSON = "application/json"
 PROBLEM = {
@@ -37,7 +38,7 @@ class Described:
     answers: tuple[int, ...] = (200,)
     refusals: tuple[int, ...] = ()
     role: str | None = "admin"
-    """The credential's role the route needs (None: open to anyone)."""
+    """The credential's role the route needs (None: open to anyone; finance: finance or approver)."""
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 REPORT = (JSON, _ref("PaymentStatusReport"))
+NOTE = {"type": "object", "required": ["note"], "properties": {"note": {"type": "string", "minLength": 1}}}
 ROUTES = (
     Described("get", "/health", "200 once the node serves, 503 while it starts", role=None, refusals=(503,)),
     Described("get", "/openapi.json", "This document", role=None),
@@ -182,6 +184,50 @@ ROUTES = (
         ("application/octet-stream", {"type": "string", "format": "binary"}),
         refusals=(400, 409),
     ),
+    Described(
+        "get",
+        "/admin/finance/approvals",
+        "Finance proposals awaiting approval (or of another status), oldest first",
+        [_query("status", "pending (default), approved, rejected or all")],
+        refusals=(400,),
+        role="finance",
+    ),
+    Described(
+        "post",
+        "/admin/finance/approvals",
+        "Propose a finance change (accept, write_off, resolve, rollback, settlement) as the caller",
+        body=(JSON, _ref("Proposal")),
+        answers=(201,),
+        refusals=(400, 404, 409, 413),
+        role="finance",
+    ),
+    *(
+        Described(
+            "post",
+            f"/admin/finance/approvals/{{approval_id}}/{verb}",
+            f"{verb.capitalize()} another user's proposal, as the caller (an approver), with a note",
+            [_path("approval_id", "The approval's id")],
+            (JSON, NOTE),
+            refusals=(400, 404, 409),
+            role="approver",
+        )
+        for verb in ("approve", "reject")
+    ),
+    Described(
+        "get",
+        "/admin/finance/settlements",
+        "Settlement runs, oldest first",
+        [_query("counterparty", "A process's counterparty")],
+        role="finance",
+    ),
+    Described(
+        "get",
+        "/admin/finance/settlements/{settlement_id}",
+        "One settlement run, with its fee lines and matches",
+        [_path("settlement_id", "The settlement's id")],
+        refusals=(404,),
+        role="finance",
+    ),
     *(
         Described(
             "post",
@@ -200,7 +246,7 @@ ROUTES = (
 def operator_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """The paths and the component schemas they refer to."""
     _, schemas = msgspec.json.schema_components(
-        [PaymentStatusReport, PreferenceBody], ref_template="#/components/schemas/{name}"
+        [PaymentStatusReport, PreferenceBody, Proposal], ref_template="#/components/schemas/{name}"
     )
     paths: dict[str, Any] = {}
     for route in ROUTES:
@@ -224,7 +270,7 @@ def operator_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         else:
             responses["401"] = {"description": "no valid credentials"}
             responses["403"] = {
-                "description": f"a credential without the {route.role!r} scope, or from outside its networks"
+                "description": f"a credential without the {route.role!r} role's scope, or from outside its networks"
             }
             responses["429"] = {"description": "the username is locked after five failed logins within a minute"}
             operation["x-role"] = route.role

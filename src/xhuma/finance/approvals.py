@@ -56,7 +56,14 @@ Short = Annotated[str, Meta(min_length=1, max_length=80)]
 
 
 class ApprovalRefused(ValueError):
-    """Why a proposal, approval or rejection was refused; nothing was changed."""
+    """Why a proposal, approval or rejection was refused; nothing was changed. `status` is the
+    HTTP status the admin API answers it with (404 unknown, 403 not this user's to decide, 400 a
+    bad or missing field, which `field` names; 409 the target's state does not allow it)."""
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
 
 
 class Proposal(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -88,14 +95,14 @@ NEEDS = {
 def _needs(proposal: Proposal) -> None:
     for name in NEEDS[proposal.kind]:
         if getattr(proposal, {"from": "start", "to": "end"}.get(name, name)) is None:
-            raise ApprovalRefused(f"{name}: required to propose {proposal.kind}")
+            raise ApprovalRefused(f"{name}: required to propose {proposal.kind}", 400, name)
 
 
 def _day(value: str | None, name: str) -> date:
     try:
         return date.fromisoformat(value or "")
     except ValueError:
-        raise ApprovalRefused(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
+        raise ApprovalRefused(f"{name}: {value!r} is not a date YYYY-MM-DD", 400, name) from None
 
 
 def _result(conn: Connection, target: str) -> dict[str, Any]:
@@ -105,7 +112,9 @@ def _result(conn: Connection, target: str) -> dict[str, Any]:
         select(finance_results).where(r.process == process, r.side == side, r.record_id == record_id)
     ).first()
     if row is None:
-        raise ApprovalRefused(f"no result for {side} record {record_id} of process {process} (is its day run?)")
+        raise ApprovalRefused(
+            f"no result for {side} record {record_id} of process {process} (is its day run?)", 404, "record"
+        )
     found = dict(row._mapping)
     if found["settlement_id"] is not None:
         raise ApprovalRefused(f"{side} record {record_id} is settled (settlement {found['settlement_id']})")
@@ -142,7 +151,7 @@ def _rollback_check(conn: Connection, file_id: str) -> str:
     row = conn.execute(select(finance_files.c.process, finance_files.c.status).where(finance_files.c.id == file_id))
     found = row.first()
     if found is None:
-        raise ApprovalRefused(f"no file {file_id}")
+        raise ApprovalRefused(f"no file {file_id}", 404, "file")
     if found.status != LOADED:
         raise ApprovalRefused(f"file {file_id} is {found.status}: only a LOADED file can be rolled back")
     r = finance_results.c
@@ -276,20 +285,21 @@ def _checker(conn: Connection, approval_id: str, actor: Actor, note: str) -> dic
     """The pending approval, if `actor` may decide it."""
     found = _row(conn, approval_id)
     if found is None:
-        raise ApprovalRefused(f"no approval {approval_id}")
+        raise ApprovalRefused(f"no approval {approval_id}", 404, "approval_id")
     if found["status"] != PENDING:
         raise ApprovalRefused(f"approval {approval_id} is {found['status']} already (by {found['checker']})")
     if not note.strip():
-        raise ApprovalRefused("note: required: say why")
+        raise ApprovalRefused("note: required: say why", 400, "note")
     if actor.name == found["maker"]:
         raise ApprovalRefused(
-            f"{actor.name} proposed approval {approval_id} and cannot decide it too: a different approver must"
+            f"{actor.name} proposed approval {approval_id} and cannot decide it too: a different approver must", 403
         )
     c = api_clients.c
     role = conn.execute(select(c.role).where(c.username == actor.name, c.enabled.is_(True))).scalar()
     if role != APPROVER_ROLE:
         raise ApprovalRefused(
-            f"{actor.name} may not decide approvals: only an enabled credential with the {APPROVER_ROLE} role may"
+            f"{actor.name} may not decide approvals: only an enabled credential with the {APPROVER_ROLE} role may",
+            403,
         )
     return found
 
