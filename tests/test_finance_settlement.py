@@ -123,6 +123,9 @@ def test_a_settlement_is_priced_approved_by_another_approver_frozen_and_posted(
         db.run_sync(approvals.approve(approval_id, CAROL, "looks fine"))
     with pytest.raises(ApprovalRefused, match="awaits approval"):
         settle(db, finance)  # one draft at a time
+    with pytest.raises(ApprovalRefused, match=r"to: 2026-01-04 is before from \(2026-01-05\)") as backwards:
+        settle(db, finance, DAY, date(2026, 1, 4))
+    assert (backwards.value.status, backwards.value.field) == (400, "to")
     with pytest.raises(ApprovalRefused, match="in draft settlement"):
         db.run_sync(approvals.propose(str(uuid.uuid4()), ALICE, Proposal("rollback", "wrong", file=file_id), finance))
     assert all(r["settlement_id"] is None for r in results(db, process).values())

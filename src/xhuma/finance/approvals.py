@@ -244,7 +244,7 @@ def propose(
                     settlement_id, approval_id, proposal.counterparty, start, end, finance, actor.name
                 )(conn)
             except settlement.SettlementRefused as exc:
-                raise ApprovalRefused(str(exc)) from None
+                raise ApprovalRefused(str(exc), exc.status, exc.field) from None
             target = settlement_id
             names = ("counterparty", "from_day", "to_day", "units", "principal", "fees_to_us", "fees_to_them")
             payload = {k: drafted[k] for k in (*names, "net_to_counterparty")}
@@ -315,7 +315,7 @@ def approve(approval_id: str, actor: Actor, note: str) -> Callable[[Connection],
         try:
             outcome = _apply(conn, found)
         except settlement.SettlementRefused as exc:
-            raise ApprovalRefused(str(exc)) from None
+            raise ApprovalRefused(str(exc), exc.status, exc.field) from None
         return _decide(conn, actor, found, APPROVED, note, outcome, before)
 
     return op

@@ -51,7 +51,13 @@ THEIR_REVERSALS = {"reversal", "reversed"}
 
 
 class SettlementRefused(ValueError):
-    """Why a settlement cannot be drafted or approved; nothing was changed."""
+    """Why a settlement cannot be drafted or approved; nothing was changed (`status` and `field`
+    as `approvals.ApprovalRefused`'s)."""
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -260,11 +266,13 @@ def draft(
         if mine is not None:
             return dict(mine._mapping)
         if start > end:
-            raise SettlementRefused(f"--from {start} is after --to {end}")
+            raise SettlementRefused(f"to: {end} is before from ({start})", 400, "to")
         processes = [p for p in finance.processes if p.counterparty == counterparty]
         if not processes:
             known = ", ".join(sorted({p.counterparty for p in finance.processes})) or "none"
-            raise SettlementRefused(f"no process reconciles {counterparty!r}; known: {known}")
+            raise SettlementRefused(
+                f"counterparty: no process reconciles {counterparty!r}; known: {known}", 400, "counterparty"
+            )
         waiting = conn.execute(
             select(s.id, s.from_day, s.to_day, s.approval_id).where(s.counterparty == counterparty, s.status == DRAFT)
         ).first()
@@ -413,7 +421,7 @@ def finalize(conn: Connection, files: Iterable[tuple[str, str]]) -> list[str]:
 def _row(conn: Connection, settlement_id: str) -> dict[str, Any]:
     row = conn.execute(select(finance_settlements).where(finance_settlements.c.id == settlement_id)).first()
     if row is None:
-        raise SettlementRefused(f"no settlement {settlement_id}")
+        raise SettlementRefused(f"no settlement {settlement_id}", 404, "settlement_id")
     return dict(row._mapping)
 
 
