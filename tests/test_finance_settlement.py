@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.test_finance_config import PROCESS, PROVIDER
 from tests.test_finance_store import HEADER, journal, load
@@ -299,3 +299,22 @@ def _accept(db: Database, finance: Finance, record: str) -> str:
     proposal = Proposal("accept", "again", process="sim-ppu", side="ours", record=record)
     db.run_sync(approvals.propose(approval_id, ALICE, proposal, finance))
     return approval_id
+
+
+def test_a_record_settled_elsewhere_makes_a_draft_stale_and_nothing_is_settled(
+    people: Database, finance: Finance, process: Process
+) -> None:
+    db = people
+    ids, _ = day_of_three(db, process)
+    approval_id, settlement_id = settle(db, finance)
+    r = finance_results.c
+    db.run_sync(
+        lambda conn: conn.execute(
+            update(finance_results).where(r.side == "ours", r.record_id == ids[1]).values(settlement_id="elsewhere")
+        )
+    )
+    with pytest.raises(ApprovalRefused, match=f"settlement {settlement_id} is stale: 1 of its 6 records"):
+        db.run_sync(approvals.approve(approval_id, BOB, "ok"))
+    assert [x["settlement_id"] for x in results(db, process).values()].count(None) == 5
+    assert db.run_sync(settlement.settlement(settlement_id))["status"] == "DRAFT"  # type: ignore[index]
+    assert db.run_sync(approvals.approval(approval_id))["status"] == "pending"  # type: ignore[index]
