@@ -46,6 +46,7 @@ LABELS = {
     "unmatched_ours": "Unmatched: ours only",
     "unmatched_theirs": "Unmatched: theirs only",
     "expired": "Expired",
+    "written_off": "Written off (approved)",
 }
 
 

@@ -50,7 +50,7 @@ class DayReport:
         """Every record the day did not match: partially matched (both sides), unmatched, expired.
         An automatically resolved match is matched (its resolution is in the summary). In order:
         partial matches (the two sides of each together), unmatched, expired; then by time."""
-        found = [r for r in self.results if r["status"] != "matched"]
+        found = [r for r in self.results if r["status"] in EXCEPTION_ORDER]  # written off: decided, closed
         return sorted(found, key=lambda r: (EXCEPTION_ORDER[r["status"]], r["group_id"] or "", r["side"], r["time_us"]))
 
 
