@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
+from xhuma.config_outbound import ClientOAuth, ClientTls, Outbound, SettingError, is_http_url, outbound, verify_key
 from xhuma.finance.processes import Finance, Process, ProcessError
 from xhuma.finance.processes import check as check_finance
 from xhuma.providers import VOUCHER_KINDS
@@ -70,6 +70,9 @@ class _Provider(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     health_url: str | None = None
     receiver_ids: list[Annotated[str, Meta(min_length=1, max_length=40)]] = []
     default_product_code: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+    tls: ClientTls | None = None
+    oauth: ClientOAuth | None = None
+    signing_key: Annotated[str, Meta(min_length=1)] | None = None
 
 
 class _Saf(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -100,6 +103,10 @@ class _Eft(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sender_code: Annotated[int, Meta(ge=0, le=99999)] = 45001
     clearing_code: Annotated[int, Meta(ge=0, le=99999)] = 9000
     max_file_bytes: Count = 64 * 1024 * 1024
+    bank_tls: ClientTls | None = None
+    bank_oauth: ClientOAuth | None = None
+    bank_signing_key: Annotated[str, Meta(min_length=1)] | None = None
+    bank_verify_key: Annotated[str, Meta(min_length=1)] | None = None
 
 
 class _OAuth(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -145,6 +152,10 @@ class EftSettings:
     clearing_code: int = 9000
     max_file_bytes: int = 64 * 1024 * 1024
     """The largest EFT file `POST /admin/eft/files` takes (a bigger one is answered 413)."""
+    bank_security: Outbound = field(default_factory=Outbound)
+    """TLS, OAuth2 and message signing towards the bank (as for a provider)."""
+    bank_verify_key: Path | None = None
+    """The bank's public key: its status reports must carry a valid `x-jwt-signature` (None: not checked)."""
 
     @property
     def bank(self) -> ProviderConfig | None:
@@ -157,6 +168,9 @@ class EftSettings:
             username=self.bank_username,
             password=self.bank_password,
             read_timeout=self.read_timeout,
+            tls=self.bank_security.tls,
+            oauth=self.bank_security.oauth,
+            signing_key=self.bank_security.signing_key,
         )
 
 
@@ -228,7 +242,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     switch = file.switch
     settings = Settings(
         database_url=os.environ.get("XHUMA_DATABASE_URL") or switch.database_url or database_url(),
-        providers=tuple(_provider(p) for p in file.providers),  # none named is none (an EFT-only node)
+        providers=tuple(
+            _provider(p, f"{path}: providers[{n}]") for n, p in enumerate(file.providers)
+        ),  # none named is none (an EFT-only node)
         institution_id=switch.institution_id,
         institution_name=switch.institution_name,
         max_body_bytes=switch.max_body_bytes,
@@ -245,7 +261,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         broadcast_timeout_seconds=switch.broadcast_timeout_seconds,
         health_check_seconds=switch.health_check_seconds,
         routing_refresh_days=switch.routing_refresh_days,
-        eft=_eft(file.eft),
+        eft=_eft(file.eft, path),
         tls=_tls(file.tls, path),
         processes=tuple(_outboxes(file.finance.processes, path)),
         finance=file.finance,
@@ -298,9 +314,9 @@ def _check(file: _File, path: str | Path) -> None:
             raise ConfigError(f"{where}.capabilities: unknown {', '.join(unknown)}; known: {known}")
         for key in ("base_url", "health_url"):
             value = getattr(provider, key)
-            if value is not None and not _is_http_url(value):
+            if value is not None and not is_http_url(value):
                 raise ConfigError(f"{where}.{key}: {value!r} is not an http:// or https:// URL")
-    if file.eft.bank_url is not None and not _is_http_url(file.eft.bank_url):
+    if file.eft.bank_url is not None and not is_http_url(file.eft.bank_url):
         raise ConfigError(f"{path}: eft.bank_url: {file.eft.bank_url!r} is not an http:// or https:// URL")
     for queue, span in file.saf.windows.items():
         try:
@@ -331,15 +347,6 @@ def _outboxes(processes: list[Process], path: str | Path) -> list[Process]:
     return resolved
 
 
-def _is_http_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
 def _window(span: str) -> tuple[time, time]:
     start, end = (time.fromisoformat(part.strip()) for part in span.split("-"))
     return start, end
@@ -365,8 +372,19 @@ def _networks(values: list[str], where: str) -> tuple[Network, ...]:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _eft(raw: _Eft) -> EftSettings:
+def _eft(raw: _Eft, path: str | Path) -> EftSettings:
     password = os.environ.get(raw.bank_password_env) if raw.bank_password_env else raw.bank_password
+    try:
+        security = outbound(
+            raw.bank_url,
+            raw.bank_tls,
+            raw.bank_oauth,
+            raw.bank_signing_key,
+            names=("bank_tls", "bank_oauth", "bank_signing_key"),
+        )
+        bank_verify_key = verify_key(raw.bank_verify_key, "bank_verify_key")
+    except SettingError as exc:
+        raise ConfigError(f"{path}: eft.{exc.key}: {exc}") from None
     return EftSettings(
         bank_url=raw.bank_url,
         bank_username=raw.bank_username,
@@ -382,6 +400,8 @@ def _eft(raw: _Eft) -> EftSettings:
         sender_code=raw.sender_code,
         clearing_code=raw.clearing_code,
         max_file_bytes=raw.max_file_bytes,
+        bank_security=security,
+        bank_verify_key=bank_verify_key,
     )
 
 
@@ -406,8 +426,12 @@ def _tls(raw: _Tls, path: str | Path) -> TlsFiles | None:
         raise ConfigError(f"{path}: tls.{exc.which}: {exc}") from None
 
 
-def _provider(raw: _Provider) -> ProviderConfig:
+def _provider(raw: _Provider, where: str) -> ProviderConfig:
     password = os.environ.get(raw.password_env) if raw.password_env else raw.password
+    try:
+        security = outbound(raw.base_url, raw.tls, raw.oauth, raw.signing_key)
+    except SettingError as exc:
+        raise ConfigError(f"{where}.{exc.key}: {exc}") from None
     return ProviderConfig(
         name=raw.name,
         base_url=raw.base_url,
@@ -422,4 +446,7 @@ def _provider(raw: _Provider) -> ProviderConfig:
         health_url=raw.health_url,
         receiver_ids=tuple(raw.receiver_ids),
         default_product_code=raw.default_product_code,
+        tls=security.tls,
+        oauth=security.oauth,
+        signing_key=security.signing_key,
     )

@@ -23,6 +23,7 @@ import logging
 import math
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Generator, MutableMapping
@@ -63,8 +64,12 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_asgi(app: Any, host: str, port: int, *, drain_seconds: float = DRAIN_SECONDS) -> None:
-    serve_on(listen(host, port), app, drain_seconds=drain_seconds)
+def run_asgi(
+    app: Any, host: str, port: int, *, drain_seconds: float = DRAIN_SECONDS, context: ssl.SSLContext | None = None
+) -> None:
+    """Serve `app` on host:port; with `context` (a server SSL context the caller made, as the
+    simulators make their own), HTTPS only with that context for the life of the process."""
+    serve_on(listen(host, port), app, drain_seconds=drain_seconds, context=context)
 
 
 def serve_on(
@@ -74,21 +79,25 @@ def serve_on(
     drain_seconds: float = DRAIN_SECONDS,
     read_seconds: float = READ_SECONDS,
     tls: ServerTls | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve `app` on a socket from `listen` until a stop signal, then drain and return; with
-    `tls`, HTTPS only, and SIGHUP reloads the certificates instead of stopping. A client that has
-    not sent a whole request `read_seconds` after it could start is cut off."""
+    `tls`, HTTPS only, and SIGHUP reloads the certificates instead of stopping; with `context`,
+    HTTPS only with that fixed context. A client that has not sent a whole request
+    `read_seconds` after it could start is cut off."""
     import uvicorn
+
+    fixed = tls.context if tls else context
 
     http = _first_installed("httptools", "h11")
     config = uvicorn.Config(
         AnswerAfterTheBody(app),
         loop=_first_installed("uvloop", "asyncio"),
-        http=_guarded_protocol(http, read_seconds, tls is not None),
+        http=_guarded_protocol(http, read_seconds, fixed is not None),
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=math.ceil(max(0.0, drain_seconds)),
-        ssl_context_factory=(lambda _config, _default: tls.context) if tls else None,
+        ssl_context_factory=(lambda _config, _default: fixed) if fixed is not None else None,
     )
     server = _graceful_server(config, tls)
     server.run(sockets=[sock])

@@ -79,23 +79,55 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
-    try:
-        context.load_cert_chain(files.cert, files.key)
-    except ssl.SSLError as exc:
-        raise TlsError(
-            "key", f"certificate {files.cert} and key {files.key} do not load as a pair ({exc.reason or exc})"
-        ) from None
-    except ValueError as exc:  # an encrypted key: no password is asked for
-        raise TlsError("key", f"key {files.key}: {exc}") from None
+    _load_pair(context, files.cert, files.key)
     if files.client_ca is not None:
-        _readable(files.client_ca, "client_ca", "client CA")
-        try:
-            context.load_verify_locations(cafile=files.client_ca)
-        except ssl.SSLError as exc:
-            raise TlsError(
-                "client_ca", f"client CA {files.client_ca} holds no PEM certificate ({exc.reason or exc})"
-            ) from None
+        _load_ca(context, files.client_ca, "client_ca", "client CA")
         context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _load_pair(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise TlsError("key", f"certificate {cert} and key {key} do not load as a pair ({exc.reason or exc})") from None
+    except ValueError as exc:  # an encrypted key: no password is asked for
+        raise TlsError("key", f"key {key}: {exc}") from None
+
+
+def _load_ca(context: ssl.SSLContext, ca: Path, which: str, what: str) -> None:
+    _readable(ca, which, what)
+    try:
+        context.load_verify_locations(cafile=ca)
+    except ssl.SSLError as exc:
+        raise TlsError(which, f"{what} {ca} holds no PEM certificate ({exc.reason or exc})") from None
+
+
+@dataclass(frozen=True)
+class ClientTlsFiles:
+    """How xhuma checks a provider's (or the bank's) server and proves itself to it: the CA
+    bundle the server's certificate must chain to (None: the system's trusted CAs), and the
+    client certificate and key it presents for mutual TLS (None: none)."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+def client_context(files: ClientTlsFiles) -> ssl.SSLContext:
+    """A client context from the files (TLS 1.2 at least, the server's certificate and host name
+    verified), or TlsError naming the setting at fault ("ca", "cert" or "key")."""
+    if (files.cert is None) != (files.key is None):
+        raise TlsError("cert" if files.cert is None else "key", "a certificate and its key go together; one is missing")
+    # A CA bundle replaces the system's trusted CAs rather than adding to them.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if files.ca is not None else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if files.ca is not None:
+        _load_ca(context, files.ca, "ca", "CA bundle")
+    if files.cert is not None and files.key is not None:
+        _readable(files.cert, "cert", "certificate")
+        _readable(files.key, "key", "key")
+        _load_pair(context, files.cert, files.key)
     return context
 
 

@@ -1,5 +1,9 @@
 """The homing bank's side of inbound EFT: its PaymentStatusReports, answered 202 once taken
-(a repeat is taken again harmlessly). Only credentials with the "bank" role may report."""
+(a repeat is taken again harmlessly). Only credentials with the "bank" role may report.
+
+With `[eft] bank_verify_key`, a report must also carry the bank's `x-jwt-signature` over its
+exact body (`security.message_signing`): one without it, or whose signature or digest does not
+hold, is refused 401 before it is read, and journalled as a rejection."""
 
 from __future__ import annotations
 
@@ -13,14 +17,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xhuma.api.access import Refusal, protect, refusal_headers
+from xhuma.api.access import Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import deny_operator, operator
 from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.eft.delivery import apply_report
 from xhuma.eft.intake import ingest
 from xhuma.eft.messages import PaymentStatusReport
+from xhuma.engine.flow import Reply
 from xhuma.node import Node
+from xhuma.refusals import refuse
 from xhuma.security import operator_actions
+from xhuma.security.message_signing import HEADER, SignatureError, load_verify_key, verify
+from xhuma.storage.db import now_us
+from xhuma.storage.journal import Message
 from xhuma.validation import json_value
 
 
@@ -34,12 +43,35 @@ MAX_FILE_NAME = 200
 
 
 def eft_routes(node: Node) -> list[Route]:
+    verify_path = node.settings.eft.bank_verify_key
+    bank_key = load_verify_key(verify_path) if verify_path is not None else None
+
     def reports(operation: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await read_body(request, node.settings.max_body_bytes)
             except BodyTooLarge as exc:
                 return json_reply({"message": str(exc)}, 413)
+            if bank_key is not None:
+                try:
+                    verify(request.headers.get(HEADER), body, bank_key)
+                except SignatureError as exc:
+                    reply = Reply(401, msgspec.json.encode({"message": "bad signature", "detail": str(exc)}))
+                    received = Message(
+                        "retail",
+                        "request",
+                        operation,
+                        body.decode("utf-8", "replace"),
+                        now_us(),
+                        "POST",
+                        request.url.path,
+                        peer="bank",
+                    )
+                    client_id = principal(request).client_id
+                    await refuse(
+                        node.journal, "eft", operation, reply, str(exc), client_id=client_id, received=received
+                    )
+                    return Response(reply.body, 401, media_type="application/json")
             try:
                 report = json_value(body, PaymentStatusReport)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -24,14 +24,37 @@ def simulate_ppu(
     ] = 0.0,
     tst011_delay: Annotated[float, typer.Option(help="Seconds TST011 purchases hang before their 504.")] = 10.0,
     seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS only, with this PEM certificate.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key.")] = None,
+    client_ca: Annotated[Path | None, typer.Option(help="Require client certificates issued by this CA.")] = None,
+    oauth_client: Annotated[
+        str | None, typer.Option(help="Require bearer tokens from /_sim/oauth/token for this ID:SECRET.")
+    ] = None,
+    token_seconds: Annotated[float, typer.Option(min=0.1, help="How long its tokens last.")] = 3600.0,
+    verify_signatures_with: Annotated[
+        Path | None, typer.Option(help="Require x-jwt-signature on every request, verified with this PEM public key.")
+    ] = None,
 ) -> None:
     """A provider speaking the Prepaid Utility Service Interface v3 (test meters TST001-TST011)."""
+    from xhuma.simulators.guard import GuardConfig
     from xhuma.simulators.ppu import SimulatorConfig, run
 
     config = SimulatorConfig(
         name=name, latency_ms=latency_ms, failure_rate=failure_rate, tst011_delay=tst011_delay, seed=seed
     )
-    serving("simulate ppu", lambda: run(config, host, port))
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together", param_hint="--tls-cert")
+    if client_ca is not None and tls_cert is None:
+        raise typer.BadParameter("mutual TLS needs --tls-cert and --tls-key", param_hint="--client-ca")
+    client = None
+    if oauth_client is not None:
+        client_id, colon, secret = oauth_client.partition(":")
+        if not colon or not client_id:
+            raise typer.BadParameter("ID:SECRET", param_hint="--oauth-client")
+        client = (client_id, secret)
+    guard = GuardConfig(tls_cert, tls_key, client_ca, client, token_seconds, verify_signatures_with)
+    guarded = tls_cert is not None or client is not None or verify_signatures_with is not None
+    serving("simulate ppu", lambda: run(config, host, port, guard if guarded else None))
 
 
 @app.command("vouchers")
@@ -92,6 +115,9 @@ def simulate_bank(
     reject_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share rejected (an unpaid).")] = 0.0,
     silent_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share acknowledged, never reported.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible run.")] = None,
+    signing_key: Annotated[
+        Path | None, typer.Option(help="Sign status reports (x-jwt-signature) with this PEM private key.")
+    ] = None,
 ) -> None:
     """A homing bank taking inbound EFT credits and debits and reporting outcomes back."""
     from xhuma.simulators.bank import BankConfig, run
@@ -105,5 +131,6 @@ def simulate_bank(
         reject_rate=reject_rate,
         silent_rate=silent_rate,
         seed=seed,
+        signing_key=signing_key,
     )
     serving("simulate bank", lambda: run(config, host, port))

@@ -9,9 +9,12 @@ with another wire format gets its own module that maps both ways; the switch nev
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from xhuma.domain.outcomes import Outcome, judge_money_answer
+from xhuma.providers.oauth_client import OAuthClientSettings
+from xhuma.tls import ClientTlsFiles
 
 CAPABILITIES = frozenset({"retry", "reprint", "advice", "trial", "fault_report", "key_change", "redemption", "refund"})
 """What a provider may or may not do beyond lookups and purchases (or voucher provisions),
@@ -49,6 +52,13 @@ class ProviderConfig:
     default_product_code: str | None = None
     """The product code sent to a voucher provider for a provision routed by its receiver
     (None: the provision goes without a product, as SUV allows)."""
+    tls: ClientTlsFiles | None = None
+    """The CA bundle for an https:// provider and the client certificate for mutual TLS (None:
+    the system's CAs, no client certificate)."""
+    oauth: OAuthClientSettings | None = None
+    """OAuth2 bearer tokens instead of Basic auth, fetched from the provider's token URL."""
+    signing_key: Path | None = None
+    """Sign every request's body (`x-jwt-signature`, see `xhuma.security.message_signing`)."""
 
     @property
     def deadline_seconds(self) -> float:

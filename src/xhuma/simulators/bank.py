@@ -15,6 +15,7 @@ import random
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xhuma.httpserver import run_asgi
+from xhuma.simulators.guard import SIGNATURE_HEADER, sign_body
 
 CREDIT_PATH = "/inbound/credit-transfer"
 DEBIT_PATH = "/inbound/direct-debit"
@@ -61,6 +63,8 @@ class BankConfig:
     silent_rate: float = 0.0
     report_delay: float = 0.05
     seed: int | None = None
+    signing_key: Path | None = None
+    """Sign each status report (`x-jwt-signature`) with this PEM private key."""
 
 
 @dataclass
@@ -125,10 +129,12 @@ class Bank:
         async with aiohttp.ClientSession(headers={"Authorization": f"Basic {secret}"}) as session:
             for attempt in range(200):
                 self.ledger.reports[message_id] = self.ledger.reports.get(message_id, 0) + 1
+                body = _encode(report)
+                headers = {"Content-Type": "application/json"}
+                if self.config.signing_key is not None:
+                    headers[SIGNATURE_HEADER.decode()] = sign_body(self.config.signing_key, body)
                 try:
-                    async with session.post(
-                        self.config.xhuma_url + path, data=_encode(report), headers={"Content-Type": "application/json"}
-                    ) as answer:
+                    async with session.post(self.config.xhuma_url + path, data=body, headers=headers) as answer:
                         if answer.status == 202:
                             return
                 except aiohttp.ClientError:

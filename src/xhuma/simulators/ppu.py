@@ -42,6 +42,7 @@ from xhuma.simulators.common import (
     whole,
 )
 from xhuma.simulators.extracts import Discrepancies, Line, extract
+from xhuma.simulators.guard import Guard, GuardConfig, server_context
 from xhuma.simulators.tokens import MeterTokenIssuer
 
 DATA = json.loads((Path(__file__).parent / "data" / "ppu_meters.json").read_text())
@@ -581,8 +582,12 @@ def build_app(config: SimulatorConfig) -> Starlette:
     return app
 
 
-def run(config: SimulatorConfig, host: str, port: int) -> None:
-    run_asgi(build_app(config), host, port)
+def run(config: SimulatorConfig, host: str, port: int, guard: GuardConfig | None = None) -> None:
+    """Serve the simulator; with `guard`, behind its TLS, bearer-token and signature checks."""
+    app: Any = build_app(config)
+    if guard is not None:
+        app = Guard(app, guard, BASE_PATH)
+    run_asgi(app, host, port, context=server_context(guard) if guard else None)
 
 
 def fleet_configs(seed: int | None = None) -> list[SimulatorConfig]:
