@@ -277,11 +277,14 @@ def test_the_banks_signed_status_reports_are_taken_and_a_tampered_one_refused(
     fresh_database_url: str, tmp_path: Path, pki: Pki, servers: list[Server]
 ) -> None:
     switch_port, bank_port = free_port(), free_port()
+    # The bank is rotating its key: the file holds its old key and its new one, which signs.
+    verify_keys = tmp_path / "bank-keys.pem"
+    verify_keys.write_bytes(key_pair(tmp_path, "old-bank").public.read_bytes() + pki.bank.public.read_bytes())
     config = tmp_path / "xhuma.toml"
     config.write_text(
         "[saf]\nbase_delay_seconds = 0.1\nmax_delay_seconds = 0.5\n\n"
         f'[eft]\nbank_url = "http://127.0.0.1:{bank_port}"\nbank_member_id = "250655"\n'
-        f'release_seconds = 0.5\nread_timeout = 2\nbank_verify_key = "{pki.bank.public}"\n'
+        f'release_seconds = 0.5\nread_timeout = 2\nbank_verify_key = "{verify_keys}"\n'
         f'bank_signing_key = "{pki.signing.private}"\n'
     )
     env = process_env(XHUMA_DATABASE_URL=fresh_database_url, XHUMA_CONFIG=str(config))
@@ -311,6 +314,9 @@ def test_the_banks_signed_status_reports_are_taken_and_a_tampered_one_refused(
     assert "not the SHA-256 of the body" in answer.json()["detail"]
     unsigned = httpx.post(url, content=report, auth=("bank", "bank-pw"))
     assert unsigned.status_code == 401
+    stranger = jwt.encode(claims, pki.signing.private.read_bytes(), algorithm="ES256")
+    answer = httpx.post(url, content=report, auth=("bank", "bank-pw"), headers={"x-jwt-signature": stranger})
+    assert answer.status_code == 401 and "not the expected key's" in answer.json()["detail"]
     assert (
         httpx.post(url, content=report, auth=("bank", "bank-pw"), headers={"x-jwt-signature": signature}).status_code
         == 400
@@ -319,9 +325,11 @@ def test_the_banks_signed_status_reports_are_taken_and_a_tampered_one_refused(
     out = xhuma("tx", "rejected", "--json", "--limit", "1000", env=env).stdout
     refused = [json.loads(line) for line in out.splitlines()]
     reasons = sorted(r["reason"] for r in refused if r["interface"] == "eft")
-    assert (
-        len(reasons) == 2 and any("SHA-256" in r for r in reasons) and any("no x-jwt-signature" in r for r in reasons)
-    )
+    assert reasons == [
+        "no x-jwt-signature header",
+        "x-jwt-signature does not verify: the signature is not the expected key's",
+        f"x-jwt-signature: the {DIGEST_CLAIM} claim is not the SHA-256 of the body",
+    ]
     assert all(r["status"] == 401 for r in refused if r["interface"] == "eft")
 
 

@@ -16,7 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from xhuma.providers.oauth_client import OAuthClientSettings
-from xhuma.security.message_signing import KeyFileError, load_signing_key, load_verify_key
+from xhuma.security.message_signing import KeyFileError, load_signing_key, load_verify_keys
 from xhuma.tls import ClientTlsFiles, TlsError, client_context
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
@@ -99,7 +99,7 @@ def verify_key(value: str | None, name: str) -> Path | None:
     if value is None:
         return None
     try:
-        load_verify_key(Path(value))
+        load_verify_keys(Path(value))
     except KeyFileError as exc:
         raise SettingError(name, str(exc)) from None
     return Path(value)

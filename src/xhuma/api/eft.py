@@ -27,7 +27,7 @@ from xhuma.engine.flow import Reply
 from xhuma.node import Node
 from xhuma.refusals import refuse
 from xhuma.security import operator_actions
-from xhuma.security.message_signing import HEADER, SignatureError, load_verify_key, verify
+from xhuma.security.message_signing import HEADER, SignatureError, load_verify_keys, verify
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Message
 from xhuma.validation import json_value
@@ -44,7 +44,7 @@ MAX_FILE_NAME = 200
 
 def eft_routes(node: Node) -> list[Route]:
     verify_path = node.settings.eft.bank_verify_key
-    bank_key = load_verify_key(verify_path) if verify_path is not None else None
+    bank_keys = load_verify_keys(verify_path) if verify_path is not None else None
 
     def reports(operation: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -52,9 +52,9 @@ def eft_routes(node: Node) -> list[Route]:
                 body = await read_body(request, node.settings.max_body_bytes)
             except BodyTooLarge as exc:
                 return json_reply({"message": str(exc)}, 413)
-            if bank_key is not None:
+            if bank_keys is not None:
                 try:
-                    verify(request.headers.get(HEADER), body, bank_key)
+                    verify(request.headers.get(HEADER), body, bank_keys)
                 except SignatureError as exc:
                     reply = Reply(401, msgspec.json.encode({"message": "bad signature", "detail": str(exc)}))
                     received = Message(

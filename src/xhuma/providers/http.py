@@ -110,16 +110,21 @@ class JsonHttpAdapter:
         return UpstreamAnswer(outcome, status, body, _since(started), payload=payload), token
 
     async def check_health(self) -> bool:
-        """GET the health URL; an answer other than 200 within the connect timeout means down."""
+        """GET the health URL (with the bearer token, when the provider wants one); an answer
+        other than 200 within the connect timeout, or no token to be had, means down."""
         if not self.config.health_url:
             return True
+        session = self._session_for_loop()
         try:
-            async with self._session_for_loop().get(
-                self.config.health_url, timeout=aiohttp.ClientTimeout(total=self.config.connect_timeout)
+            token = await self._tokens.token(session) if self._tokens is not None else None
+            async with session.get(
+                self.config.health_url,
+                timeout=aiohttp.ClientTimeout(total=self.config.connect_timeout),
+                headers={"Authorization": f"Bearer {token}"} if token else None,
             ) as response:
                 await response.read()
                 return response.status == 200
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError, TokenError):
             return False
 
     async def close(self) -> None:

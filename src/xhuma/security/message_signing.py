@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +29,7 @@ LIFETIME_SECONDS = 300
 """How long a signature is valid after it is made (a message is signed just before it is sent)."""
 LEEWAY_SECONDS = 60
 """Clock difference tolerated between the signer and us."""
+PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.DOTALL)
 
 
 class KeyFileError(ValueError):
@@ -61,19 +63,26 @@ def load_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def load_verify_key(path: Path) -> ec.EllipticCurvePublicKey:
-    """A P-256 public key from a PEM file holding the key or a certificate, or KeyFileError."""
-    data = _read(path)
-    key: Any
-    try:
-        key = x509.load_pem_x509_certificate(data).public_key() if b"CERTIFICATE" in data else None
-        if key is None:
-            key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise KeyFileError(f"{path} is not a PEM public key or certificate ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise KeyFileError(f"{path} is not a P-256 (prime256v1) public key, which ES256 needs")
-    return key
+def load_verify_keys(path: Path) -> list[ec.EllipticCurvePublicKey]:
+    """The P-256 public keys in a PEM file, each as a key or a certificate (several, while a
+    signer rotates its key: any of them verifies), or KeyFileError."""
+    blocks = PEM_BLOCK.findall(_read(path))
+    if not blocks:
+        raise KeyFileError(f"{path} is not a PEM public key or certificate (no PEM block in it)")
+    keys = []
+    for block in blocks:
+        key: Any
+        try:
+            if b"CERTIFICATE" in block.split(b"\n", 1)[0]:
+                key = x509.load_pem_x509_certificate(block).public_key()
+            else:
+                key = serialization.load_pem_public_key(block)
+        except ValueError as exc:
+            raise KeyFileError(f"{path} is not a PEM public key or certificate ({exc})") from None
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise KeyFileError(f"{path} holds a key that is not a P-256 (prime256v1) public key, which ES256 needs")
+        keys.append(key)
+    return keys
 
 
 class MessageSigner:
@@ -96,22 +105,25 @@ class MessageSigner:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
-def verify(token: str | None, body: bytes, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
-    """The claims of a message's signature over `body`, or SignatureError saying what is wrong."""
+def verify(token: str | None, body: bytes, keys: list[ec.EllipticCurvePublicKey]) -> dict[str, Any]:
+    """The claims of a message's signature over `body` by one of `keys`, or SignatureError
+    saying what is wrong."""
     if not token:
         raise SignatureError(f"no {HEADER} header")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            leeway=LEEWAY_SECONDS,
-            options={"require": ["iat", "exp"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise SignatureError(f"{HEADER} has expired") from None
-    except jwt.PyJWTError as exc:
-        raise SignatureError(f"{HEADER} does not verify: {exc}") from None
-    if claims.get(DIGEST_CLAIM) != body_digest(body):
-        raise SignatureError(f"{HEADER}: the {DIGEST_CLAIM} claim is not the SHA-256 of the body")
-    return claims
+    problem = "no key given"
+    for key in keys:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[ALGORITHM], leeway=LEEWAY_SECONDS, options={"require": ["iat", "exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise SignatureError(f"{HEADER} has expired") from None
+        except jwt.InvalidSignatureError:
+            problem = "the signature is not the expected key's"
+            continue
+        except jwt.PyJWTError as exc:
+            raise SignatureError(f"{HEADER} does not verify: {exc}") from None
+        if claims.get(DIGEST_CLAIM) != body_digest(body):
+            raise SignatureError(f"{HEADER}: the {DIGEST_CLAIM} claim is not the SHA-256 of the body")
+        return claims
+    raise SignatureError(f"{HEADER} does not verify: {problem}")
