@@ -122,6 +122,9 @@ def client_context(files: ClientTlsFiles) -> ssl.SSLContext:
     # A CA bundle replaces the system's trusted CAs rather than adding to them.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if files.ca is not None else ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No renegotiation (and no TLS 1.3 post-handshake authentication, off unless asked for): a
+    # server judges our certificate only in the handshake, before it has read any request.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     if files.ca is not None:
         _load_ca(context, files.ca, "ca", "CA bundle")
     if files.cert is not None and files.key is not None:

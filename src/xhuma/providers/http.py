@@ -16,6 +16,7 @@ provider that did act would answer as a duplicate. A second 401 is the answer.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import time
@@ -29,7 +30,7 @@ from xhuma.providers.base import ProviderConfig, UpstreamAnswer, UpstreamCall
 from xhuma.providers.oauth_client import TokenCache, TokenError
 from xhuma.security.message_signing import HEADER as SIGNATURE_HEADER
 from xhuma.security.message_signing import MessageSigner, load_signing_key
-from xhuma.tls import client_context
+from xhuma.tls import ClientTlsFiles, client_context
 
 _json_decode = msgspec.json.Decoder().decode
 json_encode = msgspec.json.Encoder().encode
@@ -44,7 +45,7 @@ class JsonHttpAdapter:
         if config.username and config.oauth is None:
             secret = base64.b64encode(f"{config.username}:{config.password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {secret}"
-        self._ssl: ssl.SSLContext | bool = client_context(config.tls) if config.tls else True
+        self._ssl = client_context(config.tls or ClientTlsFiles())
         self._tokens = TokenCache(config.oauth) if config.oauth else None
         self._signer = MessageSigner(load_signing_key(config.signing_key)) if config.signing_key else None
 
@@ -65,32 +66,41 @@ class JsonHttpAdapter:
         return self._session
 
     async def send(self, call: UpstreamCall) -> UpstreamAnswer:
+        """The provider's answer within one deadline for everything: the token, the request,
+        and after a 401 the new token and the one resend."""
         session = self._session_for_loop()
         started = time.perf_counter_ns()
-        answer, token = await self._attempt(session, call, started)
+        deadline = time.monotonic() + self.config.deadline_seconds
+        answer, token = await self._attempt(session, call, started, deadline)
         if answer.status == 401 and token is not None and self._tokens is not None:
             # Refused before acting (see the module's docstring): a new token, the same bytes, once.
             self._tokens.invalidate(token)
-            answer, _ = await self._attempt(session, call, started)
+            if deadline - time.monotonic() > 0:
+                answer, _ = await self._attempt(session, call, started, deadline)
         return answer
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, call: UpstreamCall, started: int
+        self, session: aiohttp.ClientSession, call: UpstreamCall, started: int, deadline: float
     ) -> tuple[UpstreamAnswer, str | None]:
         """One request with this provider's token and signature, and the token it carried."""
         headers: dict[str, str] = {}
         token = None
         if self._tokens is not None:
             try:
-                token = await self._tokens.token(session)
-            except TokenError as exc:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    token = await self._tokens.token(session)
+            except (TokenError, TimeoutError) as exc:
                 # No token, so nothing was sent: the provider cannot have acted.
-                return _not_sent(started, f"TokenError: {exc}"), None
+                return _not_sent(started, f"no access token: {_describe(exc)}"), None
             headers["Authorization"] = f"Bearer {token}"
+        remaining = max(0.001, deadline - time.monotonic())
+        timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=min(self.config.connect_timeout, remaining))
         if self._signer is not None:
             headers[SIGNATURE_HEADER] = self._signer.sign(call.body)
         try:
-            async with session.request(call.method, call.url, data=call.body or None, headers=headers) as response:
+            async with session.request(
+                call.method, call.url, data=call.body or None, headers=headers, timeout=timeout
+            ) as response:
                 body = await response.read()
                 status = response.status
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -141,7 +151,9 @@ def _refused_in_handshake(exc: BaseException) -> bool:
     """Whether the server ended the TLS handshake with an alert after our side thought it done:
     under TLS 1.3 a client certificate the server refuses is told only then, when the request
     has been written but, the handshake never having completed at the server, never read.
-    Only certificate alerts count: the server sends them while judging the handshake."""
+    Only certificate alerts count: the server sends them while judging the handshake, and our
+    client context allows no renegotiation or post-handshake authentication that could ask for
+    a certificate after a request was read (`xhuma.tls.client_context`)."""
     cause: BaseException | None = exc
     while cause is not None:
         reason = str(cause.reason or "") if isinstance(cause, ssl.SSLError) else ""
