@@ -37,20 +37,28 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
     if name is not None and pattern is not None and not pattern.fullmatch(name):
         problems.append(LineProblem(0, name, f"the file name does not follow {spec.name_pattern}"))
     lines = content.split(b"\n")
+    last_ended = len(lines) > 1 and lines[-1] == b""
     if lines and lines[-1] in (b"", b"\r"):
         lines.pop()
+    first_trailer = len(lines) - spec.trailer_lines + 1
     header: list[str] = []
     records: list[Record] = []
     for number, raw_bytes in enumerate(lines, start=1):
+        ending = _ending_problem(spec.line_ending, raw_bytes, number < len(lines) or last_ended)
         raw_bytes = raw_bytes.removesuffix(b"\r")
         try:
             raw = raw_bytes.decode(spec.encoding)
         except UnicodeDecodeError as exc:
             problems.append(LineProblem(number, raw_bytes.decode("latin-1"), f"not {spec.encoding}: {exc.reason}"))
             continue
-        cells = next(csv.reader([raw], delimiter=spec.delimiter), [])
+        if ending is not None:
+            problems.append(LineProblem(number, raw, ending))
+            continue
+        if number >= first_trailer:
+            continue
+        cells = next(csv.reader([raw], delimiter=spec.delimiter), []) if spec.format == "csv" else []
         if number <= spec.header_lines:
-            if number == spec.header_lines:
+            if number == spec.header_lines and spec.format == "csv":
                 header = [cell.strip() for cell in cells]
                 missing = [c for c in spec.columns.values() if isinstance(c, str) and c not in header]
                 if missing:
@@ -60,7 +68,8 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
             problems.append(LineProblem(number, raw, "an empty line"))
             continue
         try:
-            records.append(_record(process, number, cells, header))
+            values = _csv_values(process, cells, header) if spec.format == "csv" else _fixed_values(process, raw)
+            records.append(_record(process, number, values))
         except ValueError as exc:
             problems.append(LineProblem(number, raw, str(exc)))
     if problems:
@@ -68,16 +77,45 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
     return records
 
 
-def _record(process: Process, number: int, cells: list[str], header: list[str]) -> Record:
+def _ending_problem(wanted: str, raw: bytes, ended: bool) -> str | None:
+    if wanted == "any" or not ended:
+        return None
+    if wanted == "crlf" and not raw.endswith(b"\r"):
+        return "ends with LF alone; the file's lines end with CRLF"
+    if wanted == "lf" and raw.endswith(b"\r"):
+        return "ends with CRLF; the file's lines end with LF"
+    return None
+
+
+Values = dict[str, str | None]
+
+
+def _csv_values(process: Process, cells: list[str], header: list[str]) -> Values:
     spec = process.file
     if header and len(cells) != len(header):
         raise ValueError(f"{len(cells)} columns, the header has {len(header)}")
-    values: dict[str, str | None] = {}
+    values: Values = {}
     for name, column in spec.columns.items():
+        assert not isinstance(column, list)  # checked with the configuration
         index = header.index(column) if isinstance(column, str) else column - 1
         if index >= len(cells):
             raise ValueError(f"{name}: no column {column} (the line has {len(cells)})")
         values[name] = cells[index].strip() or None
+    return values
+
+
+def _fixed_values(process: Process, raw: str) -> Values:
+    positions = process.file.positions()
+    needed = max(end for _, end in positions.values())
+    if len(raw) < needed:
+        short = min((name for name, (_, end) in positions.items() if end > len(raw)), key=lambda n: positions[n])
+        start, end = positions[short]
+        raise ValueError(f"{short}: characters {start + 1}-{end} are past the line's end ({len(raw)} characters)")
+    return {name: raw[start:end].strip() or None for name, (start, end) in positions.items()}
+
+
+def _record(process: Process, number: int, values: Values) -> Record:
+    spec = process.file
     reference = values.get("reference")
     if reference is None:
         raise ValueError("reference: empty")

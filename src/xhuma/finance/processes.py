@@ -88,11 +88,16 @@ class AutoResolution(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class FileSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    columns: dict[str, str | Annotated[int, Meta(ge=1)]]
-    """Canonical field -> the column's header name, or its position (1 is the first)."""
-    format: Literal["csv"] = "csv"
+    columns: dict[str, str | Annotated[int, Meta(ge=1)] | list[int]]
+    """Canonical field -> the column's header name, or its position (1 is the first); for
+    `format = "fixed"`, `[start, length]` in characters (1 is the first)."""
+    format: Literal["csv", "fixed"] = "csv"
     delimiter: Annotated[str, Meta(min_length=1, max_length=1)] = ","
     header_lines: Annotated[int, Meta(ge=0)] = 1
+    trailer_lines: Annotated[int, Meta(ge=0)] = 0
+    """Lines at the end of the file that are not records (a count or checksum line): skipped."""
+    line_ending: Literal["any", "lf", "crlf"] = "any"
+    """`lf` or `crlf`: every line must end so (a line ending otherwise is a bad line)."""
     encoding: str = "utf-8"
     name_pattern: str | None = None
     """Electrum's style, e.g. `SIM_XHUMA_EXTRACT_PPU_SWITCH_YYYYMMDD_EPOCH.csv` (`*` is anything)."""
@@ -106,6 +111,14 @@ class FileSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         parts = re.split(r"(YYYYMMDD|EPOCH|\*)", self.name_pattern)
         tokens = {"YYYYMMDD": r"\d{8}", "EPOCH": r"\d+", "*": ".*"}
         return re.compile("".join(tokens.get(p, re.escape(p)) for p in parts))
+
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """A fixed-width file's fields -> (first index, end index) into the line, 0-based."""
+        return {
+            name: (column[0] - 1, column[0] - 1 + column[1])
+            for name, column in self.columns.items()
+            if isinstance(column, list)
+        }
 
 
 class Process(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -173,8 +186,21 @@ def _check_file(spec: FileSpec, where: str) -> None:
     for name, column in spec.columns.items():
         if name not in FIELDS:
             raise ProcessError(f"{where}.columns.{name}: unknown field; known: {', '.join(FIELDS)}")
+        if spec.format == "fixed":
+            if not isinstance(column, list) or len(column) != 2 or column[0] < 1 or column[1] < 1:
+                raise ProcessError(
+                    f"{where}.columns.{name}: a fixed-width column is [start, length], both >= 1 (1 is the "
+                    f"first character), not {column!r}"
+                )
+            continue
+        if isinstance(column, list):
+            raise ProcessError(f'{where}.columns.{name}: [start, length] is for format = "fixed"; use a name or number')
         if isinstance(column, str) and spec.header_lines == 0:
             raise ProcessError(f"{where}.columns.{name}: a column named {column!r} needs header_lines >= 1")
+    spans = sorted((start, end, name) for name, (start, end) in spec.positions().items())
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise ProcessError(f"{where}.columns.{second}: overlaps columns.{first}")
     for name in ("reference", "amount", "time"):
         if name not in spec.columns:
             raise ProcessError(f"{where}.columns.{name}: is required")
