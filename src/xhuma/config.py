@@ -214,6 +214,8 @@ class Settings:
     """Reconciliation processes (`[[finance.processes]]`, see `xhuma.finance.processes`)."""
     finance: Finance = field(default_factory=Finance)
     """The whole `[finance]` table: processes, fees and accounts (`xhuma.finance.fees`)."""
+    finance_intake_seconds: float = 60.0
+    """How often `xhuma serve` takes files from the processes' inboxes (`finance.intake_seconds`)."""
     source: str | None = None
 
     def process(self, name: str) -> Process | None:
@@ -265,6 +267,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         tls=_tls(file.tls, path),
         processes=tuple(_outboxes(file.finance.processes, path)),
         finance=file.finance,
+        finance_intake_seconds=file.finance.intake_seconds,
         source=str(path),
     )
     longest = max((p.deadline_seconds for p in settings.providers), default=0.0)

@@ -83,6 +83,9 @@ class Node:
                 self._every(self.settings.eft.release_seconds, self._release_eft, "releasing due EFT transactions")
         if self.watch_providers and self.settings.eft.inbox is not None:
             self._every(self.settings.eft.release_seconds, self._take_inbox, "taking EFT files from the inbox")
+        if self.watch_providers and any(p.inbox is not None for p in self.settings.processes):
+            seconds = self.settings.finance_intake_seconds
+            self._every(seconds, self._take_finance_inboxes, "taking reconciliation files from the inboxes")
         if self.watch_providers and self.settings.eft.outbox is not None:
             self._every(self.settings.eft.output_seconds, self._write_outputs, "writing EFT output files")
         if self.watch_providers and self.settings.health_check_seconds > 0:
@@ -138,6 +141,17 @@ class Node:
         inbox.mkdir(parents=True, exist_ok=True)
         for result in await asyncio.to_thread(take_inbox, self.db.engine, inbox, self.settings.eft.debit_release):
             log.info("EFT file %s: %s %s", result.file_id, result.state, result.reason or "")
+
+    async def _take_finance_inboxes(self) -> None:
+        """Files are read and checked on a worker thread; their database steps run on the
+        database threads (`on_database_threads`), never on the event loop."""
+        from xhuma.finance import intake  # DuckDB is loaded only by a node that reconciles
+
+        run = intake.on_database_threads(self.db, asyncio.get_running_loop())
+        for process in self.settings.processes:
+            if process.inbox is not None:
+                for taken in await asyncio.to_thread(intake.take_inbox, run, process):
+                    log.info("%s: file %s %s: %s", process.name, taken.name, taken.file_id, taken.status)
 
     async def _write_outputs(self) -> None:
         """The next UNPAIDS and SECFAIL files, when there is anything to put in them."""

@@ -1,5 +1,5 @@
 """The operator API under /admin: the store-and-forward queue, reconciliation exceptions,
-routing and the voucher catalogue. Only credentials with the "admin" role may use it; the
+routing, the voucher catalogue and reconciliation files. Only credentials with the "admin" role may use it; the
 credential's username is the actor written to audit logs."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from xhuma.api.access import Refusal, principal, protect, refusal_headers
 from xhuma.api.admin_catalogue import catalogue_routes
+from xhuma.api.admin_finance_files import finance_file_routes
 from xhuma.api.admin_routing import routing_routes
 from xhuma.api.replies import json_reply, read_body
 from xhuma.node import Node
@@ -112,4 +113,5 @@ def admin_routes(node: Node) -> list[Route]:
         Route("/admin/audit/verify", guarded(audit_verify), methods=["GET"]),
         *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in routing_routes(node)],
         *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in catalogue_routes(node)],
+        *[Route(r.path, guarded(r.endpoint), methods=r.methods) for r in finance_file_routes(node)],
     ]

@@ -228,6 +228,25 @@ ROUTES = (
         refusals=(404,),
         role="finance",
     ),
+    Described(
+        "post",
+        "/admin/finance/files",
+        "Take in a counterparty's reconciliation file (as `xhuma recon load`): checked whole, duplicates refused",
+        [
+            {**_query("process", "The process's name in [[finance.processes]]"), "required": True},
+            {**_query("name", "The file's name (checked against the process's name_pattern)"), "required": True},
+        ],
+        ("application/octet-stream", {"type": "string", "format": "binary"}),
+        answers=(201,),
+        refusals=(404, 409, 413, 422),
+    ),
+    Described(
+        "get",
+        "/admin/finance/files",
+        "A process's files and what became of each",
+        [{**_query("process", "The process's name"), "required": True}],
+        refusals=(404,),
+    ),
     *(
         Described(
             "post",

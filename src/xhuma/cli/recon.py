@@ -14,6 +14,7 @@ import typer
 from xhuma.cli.common import ConfigOption, JsonOption, console, database, money, settings, show_rows, when
 
 if TYPE_CHECKING:
+    from xhuma.finance.intake import Taken
     from xhuma.finance.processes import Process
 
 app = typer.Typer(help="Reconciliation: load counterparty files, match them with the journal.", no_args_is_help=True)
@@ -46,8 +47,7 @@ def recon_load(
 ) -> None:
     """Take a file in, checked whole first: one bad line (each is listed) and nothing is loaded;
     a file with the same content or name as one already taken is refused."""
-    from xhuma.finance import store
-    from xhuma.finance.files import FileRefused, read_file
+    from xhuma.finance.intake import take
 
     process = process_named(config, process_name)
     try:
@@ -55,31 +55,45 @@ def recon_load(
     except OSError as exc:
         typer.echo(f"{path}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
-    db = database(config, migrate_schema=True)
-    file_id = str(uuid.uuid4())
-    offer = db.run_sync(store.offer_file(file_id, process.name, path.name, store.content_hash(content)))
-    if offer.duplicate_of is not None:
-        first = offer.duplicate_of
-        typer.echo(
-            f"{path.name}: refused: {first['reason']} as file {first['name']} ({first['id']}, {first['status']}); "
-            "nothing was loaded",
-            err=True,
-        )
+    taken = take(database(config, migrate_schema=True).run_sync, process, path.name, content)
+    if not _report(taken):
         raise typer.Exit(1)
-    db.run_sync(store.start_loading(file_id))
-    try:
-        records = read_file(process, content, path.name)
-    except FileRefused as exc:
-        db.run_sync(store.refuse_file(file_id, exc.problems))
-        for problem in exc.problems:
-            typer.echo(f"{path.name}:{problem.line}: {problem.reason}: {problem.raw}", err=True)
-        typer.echo(
-            f"{path.name}: ERROR: {len(exc.problems)} bad line(s); nothing was loaded (file {file_id})", err=True
-        )
-        raise typer.Exit(1) from None
-    db.run_sync(store.finish_loading(file_id, process, records))
-    total = sum(r.amount for r in records)
-    typer.echo(f"{path.name}: LOADED as file {file_id}: {len(records)} records, {money(total)}")
+
+
+def _report(taken: Taken) -> bool:
+    """Say what became of a file; whether it was loaded."""
+    from xhuma.finance import store
+
+    if taken.status == store.LOADED:
+        typer.echo(f"{taken.name}: LOADED as file {taken.file_id}: {taken.records} records, {money(taken.amount)}")
+        return True
+    for problem in taken.problems:
+        typer.echo(f"{taken.name}:{problem.line}: {problem.reason}: {problem.raw}", err=True)
+    typer.echo(f"{taken.name}: {taken.why()}" + ("; nothing was loaded" if taken.duplicate_of else ""), err=True)
+    return False
+
+
+@app.command("intake")
+def recon_intake(
+    process_name: Annotated[
+        str | None, typer.Option("--process", help="Only this process's inbox (default: every process's).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load every file waiting in the processes' inboxes, once: each is moved to processed/ or
+    to refused/ (with NAME.errors.txt beside it). Exit 1 if any was refused."""
+    from xhuma.finance.intake import take_inbox
+
+    processes = [process_named(config, process_name)] if process_name else list(settings(config).processes)
+    with_inbox = [p for p in processes if p.inbox is not None]
+    if not with_inbox:
+        typer.echo(f"no inbox configured for {process_name or 'any process'} (set inbox in the process)", err=True)
+        raise typer.Exit(2)
+    db = database(config, migrate_schema=True)
+    results = [_report(taken) for process in with_inbox for taken in take_inbox(db.run_sync, process)]
+    typer.echo(f"{len(results)} file(s) taken, {results.count(False)} refused")
+    if not all(results):
+        raise typer.Exit(1)
 
 
 @app.command("run")

@@ -136,6 +136,10 @@ class Process(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     outbox: Annotated[str, Meta(min_length=1)] | None = None
     """A folder the day's reports are written to after each `recon run` (see `finance.reports`);
     relative to the configuration file's folder. None: reports only on demand (`xhuma report`)."""
+    inbox: Annotated[str, Meta(min_length=1)] | None = None
+    """A directory the counterparty's files are dropped in: `xhuma recon intake` (and `xhuma
+    serve`, every `finance.intake_seconds`) loads each file there that follows `name_pattern`,
+    then moves it to `processed/` or `refused/` (with a `.errors.txt` beside it)."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -149,6 +153,8 @@ class Finance(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     processes: list[Process] = []
     fees: list[FeeRule] = []
     accounts: dict[str, Accounts] = {}
+    intake_seconds: Annotated[float, Meta(gt=0)] = 60.0
+    """How often `xhuma serve` looks in the processes' inboxes."""
 
 
 class ProcessError(ValueError):
