@@ -96,6 +96,34 @@ def recon_intake(
         raise typer.Exit(1)
 
 
+@app.command("extract")
+def recon_extract(
+    process_name: ProcessOption,
+    day: DateOption,
+    out: Annotated[Path, typer.Option("--out", help="The folder the extract is written in.")] = Path("."),
+    config: ConfigOption = None,
+) -> None:
+    """Write xhuma's own SWITCH extract of the day: our records of the process's service and
+    counterparty, in the process's own file specification, for the counterparty to reconcile."""
+    import time
+
+    from xhuma.finance import store
+    from xhuma.finance.extract import ExtractError, extract_name, write_extract
+
+    process = _process(config, process_name)
+    the_day = _day(day)
+    records = database(config).run_sync(store.our_records(process, the_day))
+    try:
+        content = write_extract(process, the_day, records)
+    except ExtractError as exc:
+        typer.echo(f"{process.name} {the_day}: cannot be written in the process's file specification: {exc}", err=True)
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / extract_name(process, the_day, int(time.time()))
+    path.write_bytes(content)
+    typer.echo(f"{path}: {len(records)} records, {money(sum(r.amount for r in records))}")
+
+
 @app.command("run")
 def recon_run(process_name: ProcessOption, day: DateOption, config: ConfigOption = None) -> None:
     """Match the day's records (and those still unmatched from the expiry period before it); with

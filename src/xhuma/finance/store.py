@@ -11,14 +11,29 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, cast, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from xhuma.finance.files import LineProblem
 from xhuma.finance.matching import Record, Result, match
-from xhuma.finance.processes import SERVICE_KINDS, Process, day_of, window
+from xhuma.finance.processes import SERVICE_KINDS, Process, day_of, day_start_us, window
 from xhuma.storage.db import bulk_insert, now_us
 from xhuma.storage.tables import finance_files, finance_records, finance_results, finance_runs, transactions
 
@@ -205,23 +220,39 @@ def held(r: Any) -> Any:
 Candidates = dict[str, tuple[Record, str]]
 
 
-def _ours(conn: Connection, process: Process, span: Any, taken: Callable[[str, Any], Any]) -> Candidates:
+def _our_transactions(process: Process, start_us: int, end_us: int) -> Select[Any]:
+    """Our side of the process: the journal's money-moving transactions of its service with its
+    counterparty in [start_us, end_us), less what it excludes."""
     t = transactions.c
     kinds = [k for k in SERVICE_KINDS[process.service] if k not in process.exclude]
     states = [s for s in process.exclude if s not in SERVICE_KINDS[process.service]]
+    return select(t.id, t.amount, t.currency, t.created_us, t.kind, t.meter_id).where(
+        t.provider == process.counterparty,
+        t.kind.in_(kinds),
+        t.state.not_in(states),
+        t.amount.is_not(None),
+        t.created_us >= start_us,
+        t.created_us < end_us,
+    )
+
+
+def our_records(process: Process, day: date) -> Callable[[Connection], list[Record]]:
+    """Our records of the day (in the process's zone), oldest first: what our own extract holds."""
+    start, end = day_start_us(process, day), day_start_us(process, day + timedelta(days=1))
+
+    def op(conn: Connection) -> list[Record]:
+        query = _our_transactions(process, start, end).order_by(transactions.c.created_us, transactions.c.id)
+        return [Record(r.id, r.id, r.amount, r.created_us, r.currency, r.kind, r.meter_id) for r in conn.execute(query)]
+
+    return op
+
+
+def _ours(conn: Connection, process: Process, span: Any, taken: Callable[[str, Any], Any]) -> Candidates:
+    t = transactions.c
     days = [d.isoformat() for d in span.days]
     day = case(*((t.created_us < start, days[n - 1]) for n, start in enumerate(span.starts_us) if n), else_=days[-1])
-    rows = conn.execute(
-        select(t.id, t.amount, t.currency, t.created_us, t.kind, t.meter_id, day.label("day")).where(
-            t.provider == process.counterparty,
-            t.kind.in_(kinds),
-            t.state.not_in(states),
-            t.amount.is_not(None),
-            t.created_us >= span.starts_us[0],
-            t.created_us < span.end_us,
-            ~taken("ours", t.id),
-        )
-    )
+    query = _our_transactions(process, span.starts_us[0], span.end_us)
+    rows = conn.execute(query.add_columns(day.label("day")).where(~taken("ours", t.id)))
     first = days[0]
     return {
         row.id: (
