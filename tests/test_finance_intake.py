@@ -132,13 +132,15 @@ def test_post_admin_finance_files(served: tuple[Server, Path, dict[str, str]]) -
 
 def test_serve_polls_the_inbox(served: tuple[Server, Path, dict[str, str]]) -> None:
     server, inbox, env = served
-    (inbox / NAME.format(1)).write_text(GOOD)
-    (inbox / NAME.format(2)).write_text(BAD)
+    inbox.mkdir(exist_ok=True)
+    for n, text in ((1, GOOD), (2, BAD)):  # written whole under another name, then renamed
+        (inbox / f"{n}.part").write_text(text)
+        (inbox / f"{n}.part").replace(inbox / NAME.format(n))
     errors = inbox / "refused" / (NAME.format(2) + ".errors.txt")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (errors.exists() and (inbox / "processed").exists()):
         time.sleep(0.1)
-    assert not list(inbox.glob("*.csv"))
+    assert not list(inbox.glob("*.csv")) and not list(inbox.glob("*.part"))
     assert [p.name for p in (inbox / "processed").iterdir()] == [NAME.format(1)]
     assert errors.read_text().startswith("ERROR: 2 bad line(s)")
     assert sorted(str(f["status"]) for f in files(env)) == ["ERROR", "LOADED"]

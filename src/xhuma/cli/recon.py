@@ -110,8 +110,8 @@ def recon_extract(
     from xhuma.finance import store
     from xhuma.finance.extract import ExtractError, extract_name, write_extract
 
-    process = _process(config, process_name)
-    the_day = _day(day)
+    process = process_named(config, process_name)
+    the_day = parse_day(day)
     records = database(config).run_sync(store.our_records(process, the_day))
     try:
         content = write_extract(process, the_day, records)

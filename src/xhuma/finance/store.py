@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
     String,
@@ -26,15 +27,17 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
 )
 
+from xhuma.finance import matching
 from xhuma.finance.files import LineProblem
-from xhuma.finance.matching import Record, Result, match
+from xhuma.finance.matching import Record
 from xhuma.finance.processes import SERVICE_KINDS, Process, day_of, day_start_us, window
-from xhuma.storage.db import bulk_insert, now_us
+from xhuma.storage.db import bulk_insert_rows, now_us
 from xhuma.storage.tables import finance_files, finance_records, finance_results, finance_runs, transactions
 
 QUEUED, LOADING, LOADED, ERROR = "QUEUED", "LOADING", "LOADED", "ERROR"
@@ -117,22 +120,17 @@ def refuse_file(file_id: str, problems: Sequence[LineProblem]) -> Callable[[Conn
     return _move(file_id, ERROR, [QUEUED, LOADING], error=error)
 
 
+RECORD_COLUMNS = (
+    *("file_id", "line", "process", "day", "reference", "amount", "currency", "time_us"),
+    *("type", "meter", "voucher"),
+)
+
+
 def finish_loading(file_id: str, process: Process, records: Sequence[Record]) -> Callable[[Connection], bool]:
     """Store every record of the file and mark it LOADED, in one transaction (all or nothing)."""
     rows = [
-        {
-            "file_id": file_id,
-            "line": int(r.id),
-            "process": process.name,
-            "day": day_of(process, r.time_us).isoformat(),
-            "reference": r.reference,
-            "amount": r.amount,
-            "currency": r.currency,
-            "time_us": r.time_us,
-            "type": r.type,
-            "meter": r.meter,
-            "voucher": r.voucher,
-        }
+        (file_id, int(r.id), process.name, day_of(process, r.time_us).isoformat())
+        + (r.reference, r.amount, r.currency, r.time_us, r.type, r.meter, r.voucher)
         for r in records
     ]
 
@@ -140,7 +138,7 @@ def finish_loading(file_id: str, process: Process, records: Sequence[Record]) ->
         if not _move(file_id, LOADED, [LOADING], records=len(rows))(conn):
             return False
         conn.execute(delete(finance_records).where(finance_records.c.file_id == file_id))
-        bulk_insert(conn, finance_records, rows)
+        bulk_insert_rows(conn, finance_records, RECORD_COLUMNS, rows)
         return True
 
     return op
@@ -185,29 +183,37 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
         done = conn.execute(select(finance_runs).where(finance_runs.c.id == run_id)).first()
         if done is not None:
             return RunDone(run_id, done.ours, done.theirs, True)
-        ours = _ours(conn, process, span, taken)
-        theirs = _theirs(conn, process, first, today, taken)
-        results = match(process, [r for r, _ in ours.values()], [r for r, _ in theirs.values()])
-        r = finance_results.c
-        conn.execute(
-            delete(finance_results).where(
-                r.process == process.name,
-                or_(r.run_day == today, and_(r.status == "unmatched", r.record_day >= first, r.record_day <= today)),
-                ~held(r),
+        con = matching.start()
+        try:
+            ours = matching.add(con, "ours", _ours(conn, process, span, taken))
+            theirs = matching.add(con, "theirs", _theirs(conn, process, first, today, taken))
+            matching.decide(con, process)
+            r = finance_results.c
+            conn.execute(
+                delete(finance_results).where(
+                    r.process == process.name,
+                    or_(
+                        r.run_day == today,
+                        and_(r.status == "unmatched", r.record_day >= first, r.record_day <= today),
+                    ),
+                    ~held(r),
+                )
             )
-        )
-        at = now_us()
-        rows = [
-            _result_row(process, today, run_id, res, (ours if res.side == "ours" else theirs)[res.id])
-            for res in results
-        ]
-        bulk_insert(conn, finance_results, rows)
+            decided = con.execute(
+                f"""SELECT ?, side, id, day, ?, ?, status, rule, grp, counterparts, differences, resolution,
+                           reference, amount, time_us FROM ({matching.DECIDED})""",
+                [process.name, today, run_id],
+            )
+            while chunk := decided.fetchmany(matching.CHUNK):
+                bulk_insert_rows(conn, finance_results, RESULT_COLUMNS, chunk)
+        finally:
+            con.close()
         conn.execute(
             insert(finance_runs).values(
-                id=run_id, process=process.name, day=today, ours=len(ours), theirs=len(theirs), at_us=at
+                id=run_id, process=process.name, day=today, ours=ours, theirs=theirs, at_us=now_us()
             )
         )
-        return RunDone(run_id, len(ours), len(theirs), False)
+        return RunDone(run_id, ours, theirs, False)
 
     return op
 
@@ -217,23 +223,28 @@ def held(r: Any) -> Any:
     return or_(r.approval_id.is_not(None), r.settlement_id.is_not(None))
 
 
-Candidates = dict[str, tuple[Record, str]]
+RESULT_COLUMNS = (
+    *("process", "side", "record_id", "record_day", "run_day", "run_id", "status", "rule", "group_id"),
+    *("counterparts", "differences", "resolution", "reference", "amount", "time_us"),
+)
+"""finance_results' columns in the order a run's rows are written (`matching.DECIDED`'s)."""
+Rows = Iterator[Sequence[object]]
 
 
-def _our_transactions(process: Process, start_us: int, end_us: int) -> Select[Any]:
+def _our_transactions(process: Process, start_us: int, end_us: int) -> list[ColumnElement[bool]]:
     """Our side of the process: the journal's money-moving transactions of its service with its
     counterparty in [start_us, end_us), less what it excludes."""
     t = transactions.c
     kinds = [k for k in SERVICE_KINDS[process.service] if k not in process.exclude]
     states = [s for s in process.exclude if s not in SERVICE_KINDS[process.service]]
-    return select(t.id, t.amount, t.currency, t.created_us, t.kind, t.meter_id).where(
+    return [
         t.provider == process.counterparty,
         t.kind.in_(kinds),
         t.state.not_in(states),
         t.amount.is_not(None),
         t.created_us >= start_us,
         t.created_us < end_us,
-    )
+    ]
 
 
 def our_records(process: Process, day: date) -> Callable[[Connection], list[Record]]:
@@ -241,42 +252,36 @@ def our_records(process: Process, day: date) -> Callable[[Connection], list[Reco
     start, end = day_start_us(process, day), day_start_us(process, day + timedelta(days=1))
 
     def op(conn: Connection) -> list[Record]:
-        query = _our_transactions(process, start, end).order_by(transactions.c.created_us, transactions.c.id)
+        t = transactions.c
+        query = (
+            select(t.id, t.amount, t.currency, t.created_us, t.kind, t.meter_id)
+            .where(*_our_transactions(process, start, end))
+            .order_by(t.created_us, t.id)
+        )
         return [Record(r.id, r.id, r.amount, r.created_us, r.currency, r.kind, r.meter_id) for r in conn.execute(query)]
 
     return op
 
 
-def _ours(conn: Connection, process: Process, span: Any, taken: Callable[[str, Any], Any]) -> Candidates:
+def _ours(conn: Connection, process: Process, span: Any, taken: Callable[[str, Any], Any]) -> Rows:
+    """Rows in matching.COLUMNS order, built by the database (no Python work per record);
+    `reference` is our id, the one sent upstream."""
     t = transactions.c
     days = [d.isoformat() for d in span.days]
     day = case(*((t.created_us < start, days[n - 1]) for n, start in enumerate(span.starts_us) if n), else_=days[-1])
-    query = _our_transactions(process, span.starts_us[0], span.end_us)
-    rows = conn.execute(query.add_columns(day.label("day")).where(~taken("ours", t.id)))
-    first = days[0]
-    return {
-        row.id: (
-            Record(
-                row.id,
-                row.id,
-                row.amount,
-                row.created_us,
-                row.currency,
-                row.kind,
-                row.meter_id,
-                expires=row.day == first,
-            ),
-            row.day,
-        )
-        for row in rows
-    }
+    expires = case((t.created_us < span.starts_us[1], literal("true")), else_=literal("false"))
+    query = select(t.id, t.id, t.amount, t.created_us, t.currency, t.kind, t.meter_id, null(), expires, day).where(
+        *_our_transactions(process, span.starts_us[0], span.end_us), ~taken("ours", t.id)
+    )
+    return _rows(conn, query)
 
 
-def _theirs(conn: Connection, process: Process, first: str, today: str, taken: Callable[[str, Any], Any]) -> Candidates:
+def _theirs(conn: Connection, process: Process, first: str, today: str, taken: Callable[[str, Any], Any]) -> Rows:
     f = finance_records.c
     key = f.file_id + literal(":") + cast(f.line, String)
-    rows = conn.execute(
-        select(f.file_id, f.line, f.reference, f.amount, f.currency, f.time_us, f.type, f.meter, f.voucher, f.day)
+    expires = case((f.day == first, literal("true")), else_=literal("false"))
+    query = (
+        select(key, f.reference, f.amount, f.time_us, f.currency, f.type, f.meter, f.voucher, expires, f.day)
         .join(finance_files, finance_files.c.id == f.file_id)
         .where(
             f.process == process.name,
@@ -286,45 +291,12 @@ def _theirs(conn: Connection, process: Process, first: str, today: str, taken: C
             ~taken("theirs", key),
         )
     )
-    found: Candidates = {}
-    for row in rows:
-        record_id = f"{row.file_id}:{row.line}"
-        found[record_id] = (
-            Record(
-                record_id,
-                row.reference,
-                row.amount,
-                row.time_us,
-                row.currency,
-                row.type,
-                row.meter,
-                row.voucher,
-                expires=row.day == first,
-            ),
-            row.day,
-        )
-    return found
+    return _rows(conn, query)
 
 
-def _result_row(process: Process, today: str, run_id: str, result: Result, found: tuple[Record, str]) -> dict[str, Any]:
-    record, record_day = found
-    return {
-        "process": process.name,
-        "side": result.side,
-        "record_id": result.id,
-        "record_day": record_day,
-        "run_day": today,
-        "run_id": run_id,
-        "status": result.status,
-        "rule": result.rule,
-        "group_id": result.group,
-        "counterparts": json.dumps(list(result.counterparts)) if result.counterparts else None,
-        "differences": json.dumps(result.differences, sort_keys=True) if result.differences else None,
-        "resolution": result.resolution,
-        "reference": record.reference,
-        "amount": record.amount,
-        "time_us": record.time_us,
-    }
+def _rows(conn: Connection, query: Select[Any]) -> Rows:
+    for part in conn.execute(query).partitions(matching.CHUNK):
+        yield from part
 
 
 CATEGORIES = (

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -313,16 +313,25 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows of one shape inside the current transaction, by the fastest path each
-    database has: COPY on PostgreSQL (several times a multi-row INSERT), executemany on SQLite."""
+    """Insert many rows of one shape (dicts with the same keys) inside the current transaction."""
+    if rows:
+        names = list(rows[0])
+        bulk_insert_rows(conn, table, names, [tuple(row[name] for name in names) for row in rows])
+
+
+def bulk_insert_rows(conn: Connection, table: Any, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert many rows, each a tuple of the `names` columns' values, by the fastest path each
+    database has: COPY on PostgreSQL (several times a multi-row INSERT), the driver's executemany
+    on SQLite (SQLAlchemy's own executemany spends more building each row's parameters than
+    SQLite spends inserting it). Values go in as given: no Python-side defaults or conversions."""
     if not rows:
         return
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        conn.exec_driver_sql(sql, list(rows))
         return
-    names = list(rows[0])
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([row[name] for name in names])
+            copy.write_row(row)
