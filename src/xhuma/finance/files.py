@@ -42,6 +42,8 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
         lines.pop()
     first_trailer = len(lines) - spec.trailer_lines + 1
     header: list[str] = []
+    layout = _csv_layout(process, header) if spec.format == "csv" else []
+    positions = spec.positions()
     records: list[Record] = []
     for number, raw_bytes in enumerate(lines, start=1):
         ending = _ending_problem(spec.line_ending, raw_bytes, number < len(lines) or last_ended)
@@ -60,6 +62,7 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
         if number <= spec.header_lines:
             if number == spec.header_lines and spec.format == "csv":
                 header = [cell.strip() for cell in cells]
+                layout = _csv_layout(process, header)
                 missing = [c for c in spec.columns.values() if isinstance(c, str) and c not in header]
                 if missing:
                     problems.append(LineProblem(number, raw, f"the header has no column {', '.join(missing)}"))
@@ -68,7 +71,7 @@ def read_file(process: Process, content: bytes, name: str | None = None) -> list
             problems.append(LineProblem(number, raw, "an empty line"))
             continue
         try:
-            values = _csv_values(process, cells, header) if spec.format == "csv" else _fixed_values(process, raw)
+            values = _csv_values(layout, cells, header) if spec.format == "csv" else _fixed_values(positions, raw)
             records.append(_record(process, number, values))
         except ValueError as exc:
             problems.append(LineProblem(number, raw, str(exc)))
@@ -90,22 +93,36 @@ def _ending_problem(wanted: str, raw: bytes, ended: bool) -> str | None:
 Values = dict[str, str | None]
 
 
-def _csv_values(process: Process, cells: list[str], header: list[str]) -> Values:
-    spec = process.file
+Layout = list[tuple[str, object, int]]
+"""A CSV line's fields: (field, its column as configured, its index in the line)."""
+
+
+def _csv_layout(process: Process, header: list[str]) -> Layout:
+    """Worked out once per file (not per line): a named column's index in the header."""
+    layout: Layout = []
+    for name, column in process.file.columns.items():
+        assert not isinstance(column, list)  # checked with the configuration
+        if isinstance(column, str):
+            layout.append((name, column, header.index(column) if column in header else -1))
+        else:
+            layout.append((name, column, column - 1))
+    return layout
+
+
+def _csv_values(layout: Layout, cells: list[str], header: list[str]) -> Values:
     if header and len(cells) != len(header):
         raise ValueError(f"{len(cells)} columns, the header has {len(header)}")
     values: Values = {}
-    for name, column in spec.columns.items():
-        assert not isinstance(column, list)  # checked with the configuration
-        index = header.index(column) if isinstance(column, str) else column - 1
+    for name, column, index in layout:
+        if index < 0:
+            raise ValueError(f"{name}: the header has no column {column}")
         if index >= len(cells):
             raise ValueError(f"{name}: no column {column} (the line has {len(cells)})")
         values[name] = cells[index].strip() or None
     return values
 
 
-def _fixed_values(process: Process, raw: str) -> Values:
-    positions = process.file.positions()
+def _fixed_values(positions: dict[str, tuple[int, int]], raw: str) -> Values:
     needed = max(end for _, end in positions.values())
     if len(raw) < needed:
         short = min((name for name, (_, end) in positions.items() if end > len(raw)), key=lambda n: positions[n])

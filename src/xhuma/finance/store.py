@@ -128,8 +128,18 @@ RECORD_COLUMNS = (
 
 def finish_loading(file_id: str, process: Process, records: Sequence[Record]) -> Callable[[Connection], bool]:
     """Store every record of the file and mark it LOADED, in one transaction (all or nothing)."""
+    days: dict[int, str] = {}
+
+    def day(time_us: int) -> str:
+        """The record's day in the process's zone, worked out once per quarter hour (every
+        zone's offset is a whole number of quarter hours)."""
+        quarter = time_us // 900_000_000
+        if quarter not in days:
+            days[quarter] = day_of(process, quarter * 900_000_000).isoformat()
+        return days[quarter]
+
     rows = [
-        (file_id, int(r.id), process.name, day_of(process, r.time_us).isoformat())
+        (file_id, int(r.id), process.name, day(r.time_us))
         + (r.reference, r.amount, r.currency, r.time_us, r.type, r.meter, r.voucher)
         for r in records
     ]
