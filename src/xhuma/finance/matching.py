@@ -14,9 +14,11 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -63,29 +65,39 @@ class Result:
 COLUMNS = ("id", "reference", "amount", "time_us", "currency", "type", "meter", "voucher", "expires", "day")
 TYPES = ("VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR")
 """A side's table: a Record's fields and, for the store, the record's own day (or NULL)."""
-CHUNK = 100_000
+CHUNK = 20_000
 """Rows of results fetched from DuckDB at a time."""
 
 
 def match(process: Process, ours: Sequence[Record], theirs: Sequence[Record]) -> list[Result]:
-    con = start()
-    try:
+    with session() as con:
         for side, records in zip(SIDES, (ours, theirs), strict=True):
             add(con, side, ((*(getattr(r, c) for c in COLUMNS[:-1]), None) for r in records))
         decide(con, process)
         return _results(con)
-    finally:
-        con.close()
 
 
-def start() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with both sides' (empty) tables; the caller closes it."""
-    con = duckdb.connect(":memory:")
-    for side in SIDES:
-        con.execute(f"CREATE TABLE {side} ({', '.join(f'{c} {t}' for c, t in zip(COLUMNS, TYPES, strict=True))})")
-    con.execute("CREATE TABLE members (grp VARCHAR, side VARCHAR, id VARCHAR)")
-    con.execute("CREATE TABLE groups (grp VARCHAR, rule VARCHAR, status VARCHAR, diffs VARCHAR, resolution VARCHAR)")
-    return con
+MEMORY_LIMIT = "512MB"
+"""What DuckDB may hold in memory; beyond it, it spills to a temporary folder (a run of a
+million records a side would otherwise hold several GB)."""
+
+
+@contextmanager
+def session() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with both sides' (empty) tables, spilling to its own temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="xhuma-match-") as folder:
+        con = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT, "temp_directory": folder})
+        try:
+            for side in SIDES:
+                columns = ", ".join(f"{c} {t}" for c, t in zip(COLUMNS, TYPES, strict=True))
+                con.execute(f"CREATE TABLE {side} ({columns})")
+            con.execute("CREATE TABLE members (grp VARCHAR, side VARCHAR, id VARCHAR)")
+            con.execute(
+                "CREATE TABLE groups (grp VARCHAR, rule VARCHAR, status VARCHAR, diffs VARCHAR, resolution VARCHAR)"
+            )
+            yield con
+        finally:
+            con.close()
 
 
 def add(con: duckdb.DuckDBPyConnection, side: str, rows: Iterable[Sequence[object]]) -> int:
@@ -137,6 +149,17 @@ DECIDED = """
     LEFT JOIN groups g ON g.grp = m.grp
     LEFT JOIN counterparts c ON c.grp = m.grp AND c.side <> x.side"""
 """Every record's result, one row each (after `decide`): counterparts and differences as JSON."""
+
+
+def decided_chunks(con: duckdb.DuckDBPyConnection, columns: str, parameters: Sequence[object]) -> Iterator[list[Any]]:
+    """`SELECT columns FROM DECIDED` a CHUNK of rows at a time: the results are kept as a DuckDB
+    table (which may spill to disk) and read back in slices of its row ids, so that neither a
+    whole result set nor a Python object per record of it is ever held at once."""
+    con.execute(f"CREATE OR REPLACE TABLE decided AS {DECIDED}")
+    total = _count(con, "decided")
+    for low in range(0, total, CHUNK):
+        query = f"SELECT {columns} FROM decided WHERE rowid >= ? AND rowid < ?"
+        yield con.execute(query, [*parameters, low, low + CHUNK]).fetchall()
 
 
 Partial = tuple[list[Criterion], list[AutoResolution]]

@@ -193,8 +193,7 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
         done = conn.execute(select(finance_runs).where(finance_runs.c.id == run_id)).first()
         if done is not None:
             return RunDone(run_id, done.ours, done.theirs, True)
-        con = matching.start()
-        try:
+        with matching.session() as con:
             ours = matching.add(con, "ours", _ours(conn, process, span, taken))
             theirs = matching.add(con, "theirs", _theirs(conn, process, first, today, taken))
             matching.decide(con, process)
@@ -209,15 +208,10 @@ def run(process: Process, day: date, run_id: str) -> Callable[[Connection], RunD
                     ~held(r),
                 )
             )
-            decided = con.execute(
-                f"""SELECT ?, side, id, day, ?, ?, status, rule, grp, counterparts, differences, resolution,
-                           reference, amount, time_us FROM ({matching.DECIDED})""",
-                [process.name, today, run_id],
-            )
-            while chunk := decided.fetchmany(matching.CHUNK):
+            columns = "?, side, id, day, ?, ?, status, rule, grp, counterparts, differences, resolution, "
+            columns += "reference, amount, time_us"
+            for chunk in matching.decided_chunks(con, columns, [process.name, today, run_id]):
                 bulk_insert_rows(conn, finance_results, RESULT_COLUMNS, chunk)
-        finally:
-            con.close()
         conn.execute(
             insert(finance_runs).values(
                 id=run_id, process=process.name, day=today, ours=ours, theirs=theirs, at_us=now_us()
