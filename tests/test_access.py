@@ -27,6 +27,8 @@ SCOPE_OF_PREFIX = (
     ("/admin/finance/settlements", "finance"),
     ("/admin/", "admin"),
     ("/inbound/", "bank"),
+    ("/health/services", "admin"),
+    ("/metrics", "admin"),
 )
 KINDS = {
     "retail": ("till", "s3cret-till"),

@@ -163,8 +163,9 @@ def protect(scope: str, deny: Deny, endpoint: Endpoint) -> Endpoint:
 
 
 class OperatorNetworks:
-    """ASGI middleware: the operator API (/admin) answers only addresses in `networks`, checked
-    before credentials or a body are read; others get 403, or a closed connection."""
+    """ASGI middleware: the operator API (/admin, and the monitoring routes) answers only
+    addresses in `networks`, checked before credentials or a body are read; others get 403, or
+    a closed connection."""
 
     def __init__(self, app: Any, networks: Sequence[Network], close: bool = False) -> None:
         self.app = app
@@ -183,8 +184,12 @@ class OperatorNetworks:
         await self.app(scope, receive, send)
 
 
+OPERATOR_PATHS = frozenset({"/admin", "/health/services", "/metrics"})
+"""Operator-only routes outside /admin (monitoring), fenced with it."""
+
+
 def _is_operator_path(path: str) -> bool:
-    return path == "/admin" or path.startswith("/admin/")
+    return path in OPERATOR_PATHS or path.startswith("/admin/")
 
 
 def principal(request: Request) -> ApiClient:

@@ -21,10 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from xhuma import metrics
 from xhuma.api.access import CredentialsBackend, Deny, OperatorNetworks, Refusal, principal, protect, refusal_headers
 from xhuma.api.admin import admin_routes
 from xhuma.api.admin_finance import finance_routes
 from xhuma.api.eft import eft_routes
+from xhuma.api.monitoring import monitoring_routes
 from xhuma.api.oauth import oauth_routes
 from xhuma.api.openapi import build_openapi
 from xhuma.api.replies import BodyTooLarge, json_reply, read_body, sends_json
@@ -128,7 +130,8 @@ def create_app(settings: Settings) -> Starlette:
                     url=url,
                 )
                 return Response(reply.body, 413, media_type=JSON)
-            reply = await state.switch.handle(operation, client_id, path_ids, body, url)
+            with metrics.retail_leg("ppu"):
+                reply = await state.switch.handle(operation, client_id, path_ids, body, url)
             return Response(reply.body, reply.status, media_type=JSON)
 
         return endpoint
@@ -168,6 +171,7 @@ def create_app(settings: Settings) -> Starlette:
     routes += eft_routes(state)
     routes += admin_routes(state)
     routes += finance_routes(state)
+    routes += monitoring_routes(state)
     lockout = Lockout(lock_seconds=settings.lockout_seconds)
     routes += oauth_routes(state, lockout)
     routes += [

@@ -59,6 +59,14 @@ ROUTES = (
     Described("get", "/health", "200 once the node serves, 503 while it starts", role=None, refusals=(503,)),
     Described("get", "/openapi.json", "This document", role=None),
     Described(
+        "get",
+        "/health/services",
+        "Each service and provider, HEALTHY or UNHEALTHY, with its success rate over the window and why",
+        [_query("window", "Seconds the success rates are counted over (default 300)", {"type": "integer"})],
+        refusals=(400,),
+    ),
+    Described("get", "/metrics", "Prometheus metrics (text exposition format)"),
+    Described(
         "post",
         "/oauth/token",
         "An OAuth2 access token (RFC 6749): grant_type password or client_credentials",

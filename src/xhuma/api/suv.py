@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xhuma import metrics
 from xhuma.api.access import Deny, Refusal, principal, protect, refusal_headers
 from xhuma.api.replies import JSON, BodyTooLarge, read_body, sends_json
 from xhuma.engine.flow import Reply
@@ -60,7 +61,8 @@ def suv_routes(node: Node) -> list[Route]:
                     node.journal, "suv", operation.name, reply, reason, client_id=client_id, retail_id=path_id, url=url
                 )
                 return answer(reply)
-            return answer(await node.vouchers.handle(operation, client_id, body, url, path_id))
+            with metrics.retail_leg("suv"):
+                return answer(await node.vouchers.handle(operation, client_id, body, url, path_id))
 
         return handle
 

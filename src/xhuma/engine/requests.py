@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from xhuma import metrics
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, State
 from xhuma.engine.flow import Flow, Reply, answered, got, sent
@@ -36,9 +37,11 @@ class Candidate:
 
 
 class Engine:
-    def __init__(self, journal: Journal, flow: Flow) -> None:
+    def __init__(self, journal: Journal, flow: Flow, service: str) -> None:
         self.journal = journal
         self.flow = flow
+        self.service = service
+        """The interface's name in metrics ("ppu", "suv")."""
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         self.on_enqueued: Callable[[], None] = lambda: None
         """Told (on the loop) when this process queued something, so a local worker sends it."""
@@ -108,6 +111,9 @@ class Engine:
             then=then,
             provider=adapter.name,
         )
+        # The one place a request's outcome is known (every interface, first try or retry).
+        label = metrics.outcome_label(answer.outcome, answer.status, answer.delivered)
+        metrics.count_request(self.service, operation.name, adapter.name, label, answer.elapsed_us)
         if answer.outcome is Outcome.UNKNOWN:
             self.on_enqueued()  # a retrieval may have been queued; told here, on the event loop
         if recorded.retail_status is None or recorded.retail_response in (None, retail_answer.body):

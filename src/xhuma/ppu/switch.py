@@ -53,7 +53,7 @@ class PpuSwitch(Interface):
         self.journal = journal
         self.router = router
         self.institution = institution
-        self.engine = Engine(journal, self)
+        self.engine = Engine(journal, self, "ppu")
         self.lookups = BroadcastLookups(self, broadcast_timeout)
         self.refuse = Refuser(journal, "ppu")
 

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from xhuma.metrics import COMMIT_SECONDS
 from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import commit_markers
 
@@ -248,6 +249,7 @@ class _HeldConnection:
         conn = self._connection()
         marker = uuid.uuid4().hex
         committing = False
+        began = time.perf_counter()
         try:
             with conn.begin():
                 result = work(conn)
@@ -263,6 +265,7 @@ class _HeldConnection:
             if committing and self._committed(marker):
                 return result
             raise
+        COMMIT_SECONDS.observe(time.perf_counter() - began)
         self._commits += 1
         if self._commits % MARKER_SWEEP_EVERY == 0:
             self._sweep()

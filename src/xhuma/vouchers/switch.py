@@ -59,7 +59,7 @@ class VoucherSwitch(Interface):
         self.journal = journal
         self.adapters = dict(adapters)
         self.institution = institution
-        self.engine = Engine(journal, self)
+        self.engine = Engine(journal, self, "suv")
         self._refuse = Refuser(journal, "suv")
 
     async def handle(
