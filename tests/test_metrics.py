@@ -4,6 +4,8 @@ several processes sharing PROMETHEUS_MULTIPROC_DIR answer with the sum of their 
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Switch, write_config
-from tests.support import Retailer, Server, free_port, process_env, xhuma
+from tests.support import ROOT, Retailer, Server, free_port, process_env, xhuma
 
 ADMIN = ("metrics-ops", "metrics-pw")
 PURCHASE = "createTokenPurchaseRequest"
@@ -77,6 +79,19 @@ def test_store_and_forward_gauges_come_from_the_database(operator: Switch) -> No
     assert sum(queued.values()) >= 1
 
 
+def test_the_grafana_dashboard_reads_only_metrics_the_switch_exports(operator: Switch) -> None:
+    answer = httpx.get(operator.url + "/metrics", auth=ADMIN, timeout=10)
+    exported = {family.name for family in text_string_to_metric_families(answer.text)}
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "xhuma.json").read_text())
+    read = {
+        re.sub(r"_(bucket|total|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"xhuma_[a-z_]+", target["expr"])
+    }
+    assert len(read) >= 5 and read <= {re.sub(r"_total$", "", name) for name in exported}, read - exported
+
+
 @pytest.mark.parametrize("path", ["/metrics", "/health/services"])
 def test_monitoring_routes_need_admin_credentials(operator: Switch, path: str) -> None:
     assert httpx.get(operator.url + path).status_code == 401
@@ -113,9 +128,9 @@ class Rig:
         args = ["simulate", "ppu", "--port", str(self.sim_port), "--seed", "5"]
         return Server(args, self.sim_port, process_env(), self.folder / "sim.log")
 
-    def serve(self, index: int) -> Server:
+    def serve(self, index: int, *more: str) -> Server:
         port = free_port()
-        return Server(["serve", "--port", str(port)], port, self.env, self.folder / f"switch-{index}.log")
+        return Server(["serve", "--port", str(port), *more], port, self.env, self.folder / f"switch-{index}.log")
 
     def stop(self) -> None:
         for server in self.switches:
@@ -193,3 +208,21 @@ def test_processes_sharing_a_multiprocess_folder_answer_with_the_sum(fresh_datab
             assert purchases(scrape(server.url), "approved") == 3
     finally:
         running.stop()
+
+
+def test_json_log_lines_carry_the_transactions_correlation_id(rig: Rig) -> None:
+    server = rig.serve(1, "--log-format", "json")
+    rig.switches.append(server)
+    purchase, answer = Retailer(server.url, "till", "pw", "r1").purchase("TST001", 10000)
+    assert answer.status_code == 201
+    server.stop()
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    concluded = [line for line in lines if line["logger"] == "xhuma.engine"]
+    shown = json.loads(xhuma("tx", "show", purchase["id"], "--json", env=rig.env).stdout)["transaction"]
+    assert [line["correlation_id"] for line in concluded if PURCHASE in line["message"]] == [shown["id"]]
+    assert all(line["level"] and line["time"] for line in lines)
+
+
+def test_an_unknown_log_format_is_refused_naming_the_option() -> None:
+    refused = xhuma("serve", "--log-format", "xml", check=False)
+    assert refused.returncode == 2 and "--log-format" in refused.stderr

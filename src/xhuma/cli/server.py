@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from xhuma import logs
 from xhuma.cli.common import ConfigOption, console, database, serving, settings
 from xhuma.config import Settings, tls_files
 from xhuma.tls import TlsError, TlsFiles
@@ -32,12 +33,18 @@ def serve(
         Path | None,
         typer.Option(help="Mutual TLS: require a client certificate issued by this CA (PEM) [default: tls.client_ca]."),
     ] = None,
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one JSON object a line, with each transaction's correlation id.")
+    ] = "text",
 ) -> None:
     """Run the switch: the retail API (PPU v3), health and OpenAPI. SIGTERM, SIGINT or SIGHUP stop
     it: no new connections, requests in flight finish, the worker settles, exit status 0. With
     TLS, SIGHUP instead re-reads the certificate, key and client CA for new connections."""
     from xhuma.api.app import serve as run_server
 
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(logs.FORMATS)}", param_hint="--log-format")
+    logs.configure(log_format)
     chosen = settings(config)
     if drain_seconds is not None:
         chosen = dataclasses.replace(chosen, drain_seconds=drain_seconds)

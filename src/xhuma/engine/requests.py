@@ -4,6 +4,7 @@ transaction whose ops are idempotent by our id: see the package's contract)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from xhuma import metrics
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, State
 from xhuma.engine.flow import Flow, Reply, answered, got, sent
+from xhuma.logs import CORRELATION_ID
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall, WireOperation
 from xhuma.saf.queue import enqueue
 from xhuma.storage import journal
@@ -21,6 +23,7 @@ from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message
 from xhuma.storage.tables import messages
 
+log = logging.getLogger("xhuma.engine")
 IN_FLIGHT_MARGIN_SECONDS = 5.0
 """How much longer than a provider's deadline a request journalled as sent is taken to be in
 flight, before a retry or recovery takes it as abandoned by a dead process."""
@@ -52,6 +55,7 @@ class Engine:
         """Send an opened request to the first candidate; move to the next only when the last
         certainly did not act on it (the connection was never made, or it answered 503), so
         falling back can never buy twice."""
+        CORRELATION_ID.set(tx_id)
         done: asyncio.Future[None] | None = None
         if self.flow.moves_money(operation):
             done = asyncio.get_running_loop().create_future()
@@ -114,6 +118,14 @@ class Engine:
         # The one place a request's outcome is known (every interface, first try or retry).
         label = metrics.outcome_label(answer.outcome, answer.status, answer.delivered)
         metrics.count_request(self.service, operation.name, adapter.name, label, answer.elapsed_us)
+        log.info(
+            "%s %s at %s: %s",
+            self.service,
+            operation.name,
+            adapter.name,
+            label,
+            extra={"upstream_status": answer.status, "upstream_ms": answer.elapsed_us // 1000, "state": recorded.state},
+        )
         if answer.outcome is Outcome.UNKNOWN:
             self.on_enqueued()  # a retrieval may have been queued; told here, on the event loop
         if recorded.retail_status is None or recorded.retail_response in (None, retail_answer.body):
@@ -138,6 +150,7 @@ class Engine:
             await asyncio.shield(waiting)
             row = await reread() or row
         tx_id = row["id"]
+        CORRELATION_ID.set(tx_id)
         if State(row["state"]) not in IN_FLIGHT and row["retail_status"] != 504:
             return await self.answer_from_journal(operation, tx_id, row, message, received)
         adapter = self.flow.adapter(row["provider"])
