@@ -29,6 +29,7 @@ import threading
 from collections.abc import Generator, MutableMapping
 from typing import Any
 
+from xhuma.security.masking import install_log_masking
 from xhuma.tls import ServerTls, TlsError, tls_extension
 
 log = logging.getLogger("xhuma.http")
@@ -87,6 +88,7 @@ def serve_on(
     `read_seconds` after it could start is cut off."""
     import uvicorn
 
+    install_log_masking()  # whatever a server logs, no card number or secret is written in clear
     fixed = tls.context if tls else context
 
     http = _first_installed("httptools", "h11")

@@ -6,7 +6,9 @@ error path costs nothing on valid traffic and there is one source of truth for t
 
 Whatever a client sends, the work is bounded: nesting too deep is a format error (not a
 RecursionError), at most MAX_ERRORS problems are listed (the walk stops there), strings may not
-carry control characters, and numbers in paths and queries are ASCII digits of bounded size."""
+carry control characters, and numbers in paths and queries are ASCII digits of bounded size.
+A bad value echoed in an error is masked as its field's name says (a card number shows its
+first 6 and last 4 digits, a CVV nothing)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import typing
 from typing import Any, TypeVar
 
 import msgspec
+
+from xhuma.security.masking import mask_field
 
 T = TypeVar("T")
 
@@ -153,7 +157,7 @@ def _problems(value: Any, model: Any, forbid_unknown: bool, path: str, errors: l
         return _leaf(value, model, path)
     if _is_struct(model):
         if not isinstance(value, dict):
-            return [FieldError(field=path or "$", error="expected an object", invalid_value=value)]
+            return [FieldError(field=path or "$", error="expected an object", invalid_value=mask_field(path, value))]
         known = set()
         for f in msgspec.structs.fields(model):
             known.add(f.encode_name)
@@ -170,7 +174,7 @@ def _problems(value: Any, model: Any, forbid_unknown: bool, path: str, errors: l
         return []
     if origin is list:
         if not isinstance(value, list):
-            return [FieldError(field=path or "$", error="expected an array", invalid_value=value)]
+            return [FieldError(field=path or "$", error="expected an array", invalid_value=mask_field(path, value))]
         (item,) = typing.get_args(model)
         for i, element in enumerate(value):
             _walk(element, item, forbid_unknown, f"{path}[{i}]", errors)
@@ -202,7 +206,7 @@ def _leaf(value: Any, model: Any, path: str) -> list[FieldError]:
         described = _description(model)
         if described and ("matching regex" in message or message.startswith("Invalid enum value")):
             message = f"must be {described}"  # the rule in words, not the regex
-        return [FieldError(field=path or "$", error=message, invalid_value=value)]
+        return [FieldError(field=path or "$", error=message, invalid_value=mask_field(path, value))]
     return []
 
 

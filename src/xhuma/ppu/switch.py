@@ -29,6 +29,7 @@ from xhuma.ppu.replies import error_reply, format_error
 from xhuma.providers.base import ProviderAdapter, UpstreamAnswer, UpstreamCall
 from xhuma.refusals import Refuser, field_reasons
 from xhuma.routing import Router
+from xhuma.security.masking import mask_bytes
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import AdviceResult, Journal, Message, NewTransaction, open_exception
@@ -353,7 +354,8 @@ class PpuSwitch(Interface):
         self, operation: Operation, client_id: str, message: Any, body: bytes, received: Message
     ) -> Reply:
         advice_id = str(uuid.uuid4())
-        acknowledged = Message(RETAIL, "response", operation.name, body.decode(), now_us(), status=202)
+        echo = mask_bytes(body)  # the advice echoed, its card number masked
+        acknowledged = Message(RETAIL, "response", operation.name, echo.decode(), now_us(), status=202)
         advice = NewTransaction(
             id=advice_id,
             client_id=client_id,
@@ -397,7 +399,7 @@ class PpuSwitch(Interface):
                 400, "DUPLICATE_RECORD", "Duplicate id", operation, message.id, original_id=message.request_id
             )
             return await self.refuse(received, client_id, message.id, reply, "advice id taken")
-        return Reply(202, body)
+        return Reply(202, echo)
 
 
 def has_tokens(payload: dict[str, Any] | None) -> bool:

@@ -1,6 +1,8 @@
 """The queue's database operations. Entries are written by the transaction that creates them
 (see `storage.journal.accept_advice`), claimed by workers under a lease, and settled with the
-journal messages of the attempt in one commit."""
+journal messages of the attempt in one commit. An entry's body is stored masked (see
+`xhuma.security.masking`): a card number is sent on with its first 6 and last 4 digits, as the
+interfaces' tenders carry it, and nothing secret waits in the queue in clear."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy import Connection, and_, bindparam, exists, func, not_, or_, sel
 from sqlalchemy.orm import aliased
 
 from xhuma.domain.delivery import Verdict
+from xhuma.security.masking import mask_body, mask_text
 from xhuma.storage.db import conflict_insert, now_us
 from xhuma.storage.journal import Message, open_exception, write_messages
 from xhuma.storage.prepared import Prepared
@@ -76,7 +79,7 @@ def enqueue(queue: str, tx_id: str, operation: str, method: str, url: str, body:
             operation=operation,
             method=method,
             url=url,
-            body=body,
+            body=mask_body(body),
             state=PENDING,
             attempts=0,
             next_attempt_us=at,
@@ -188,7 +191,7 @@ def settle(
                 "state": state,
                 "next_attempt_us": result.next_attempt_us,
                 "last_status": result.status,
-                "last_error": result.error,
+                "last_error": mask_text(result.error) if result.error else result.error,
                 "updated_us": at,
             },
         ).fetchone()

@@ -152,6 +152,8 @@ class Sale:
     amount: int
     response: dict[str, Any]
     retries: int = 0
+    payment: dict[str, Any] = field(default_factory=dict)
+    """The tenders and payment methods the purchase carried, as received."""
     at_us: int = field(default_factory=lambda: time.time_ns() // 1000)
     """When it was sold, by the provider's clock."""
 
@@ -310,7 +312,8 @@ class Simulator:
         response = self._purchase_response(meter_id, meter, amount, trial=call is TRIAL)
         if call is TRIAL:
             return self._json(200, self._echo(raw, response))
-        self._record(message_id, meter_id, amount, response)
+        sale = self._record(message_id, meter_id, amount, response)
+        sale.payment = {name: raw[name] for name in ("tenders", "paymentMethods") if name in raw}
         if meter.get("timesOut"):
             await asyncio.sleep(self.config.tst011_delay)
             return self._error(504, "UPSTREAM_UNAVAILABLE", "Timeout", call, message_id)
@@ -347,6 +350,7 @@ class Simulator:
             "kind": call.advice,
             "requestId": request_id,
             "deliveries": 1,
+            **{name: raw[name] for name in ("tenders",) if name in raw},
         }
         return self._json(202, raw)
 
@@ -486,6 +490,7 @@ class Simulator:
                     "amount": s.amount,
                     "retries": s.retries,
                     "tokens": [t["token"] for t in s.response.get("tokens", [])],
+                    **s.payment,
                 }
                 for s in self.ledger.sales.values()
             ],

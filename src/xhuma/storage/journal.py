@@ -1,7 +1,11 @@
 """The journal: every transaction and every message on both legs, written before it matters.
 
 Functions here return operations for `Database.run`, so several coroutines' writes share one
-commit. Each operation is safe to run again after a rollback (see `Database._run_batch`)."""
+commit. Each operation is safe to run again after a rollback (see `Database._run_batch`).
+
+Card data, track data, PIN blocks, CVVs, passwords and secrets never reach a row in clear: each
+message body, stored request and stored answer is masked here, as it is written
+(`xhuma.security.masking`); callers keep sending their own, intact, bytes."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from xhuma.domain.outcomes import Outcome
 from xhuma.domain.transactions import IN_FLIGHT, REPRINTABLE, Kind, State, after_advice, after_outcome
+from xhuma.security.masking import mask_optional, mask_text
 from xhuma.storage.db import Database, conflict_insert, now_us
 from xhuma.storage.prepared import Prepared
 from xhuma.storage.tables import OPEN, messages, reconciliation_exceptions, rejected_messages, transactions
@@ -160,6 +165,8 @@ OUR_ROW = Prepared(lambda _: select(transactions.c.id).where(transactions.c.id =
 def claim_id(conn: Connection, values: dict[str, Any]) -> Claim:
     """Insert a transaction row, idempotently by our own id."""
     row = {name: values.get(name) for name in TRANSACTION_COLUMNS}
+    for stored in ("upstream_request", "retail_response"):
+        row[stored] = mask_optional(row[stored])
     if INSERT_TRANSACTION.execute(conn, row).fetchone() is not None:
         return Claim.NEW
     return Claim.OURS if OUR_ROW.execute(conn, {"tx_id": values["id"]}).fetchone() else Claim.TAKEN
@@ -175,8 +182,9 @@ def open_new(conn: Connection, tx: NewTransaction, items: Sequence[Message]) -> 
 
 
 def write_messages(conn: Connection, tx_id: str, items: Sequence[Message]) -> None:
+    """Journal messages of a transaction, each body masked."""
     if items:
-        INSERT_MESSAGES.execute_many(conn, [{"tx_id": tx_id, **vars(m)} for m in items])
+        INSERT_MESSAGES.execute_many(conn, [{"tx_id": tx_id, **vars(m), "body": mask_optional(m.body)} for m in items])
 
 
 def open_transaction(tx: NewTransaction, items: Sequence[Message]) -> Callable[[Connection], bool]:
@@ -225,8 +233,10 @@ def record_outcome(
         overrides_decline = old is State.DECLINED and new is State.APPROVED
         keeps_final = current_status is not None and old not in IN_FLIGHT and not overrides_decline
         if retail_response is not None and not keeps_final:
-            values.update(retail_status=retail_status, retail_response=retail_response, error_type=error_type)
+            masked = mask_optional(retail_response)
+            values.update(retail_status=retail_status, retail_response=masked, error_type=error_type)
             SET_STATE_AND_ANSWER.execute(conn, values)
+            # The answer just given is this one, intact; a later replay gives the stored copy.
             stored = Recorded(new, retail_status, retail_response)
         else:
             SET_STATE.execute(conn, values)
@@ -407,8 +417,9 @@ def show(tx_ref: str) -> Callable[[Connection], TransactionView | None]:
         if row is None:
             return None
         view = TransactionView(row=dict(row._mapping))
+        # Masked again as they are read: rows journalled before masking was are shown masked too.
         view.messages = [
-            dict(m._mapping)
+            {**m._mapping, "body": mask_optional(m.body)}
             for m in conn.execute(select(messages).where(messages.c.tx_id == row.id).order_by(messages.c.id))
         ]
         view.children = [
@@ -499,8 +510,9 @@ def record_rejection(rejection: Rejection, *, rejection_id: str | None = None) -
         "retail_id": rejection.retail_id[:36] if rejection.retail_id else None,
         "status": rejection.status,
         "error_type": rejection.error_type[:40] if rejection.error_type else None,
-        "reason": rejection.reason[:500],
-        "body": _capped(rejection.body, REJECTED_BODY_CAP),
+        "reason": mask_text(rejection.reason)[:500],
+        # A refused body is never replayed nor sent on: every string in it is scanned too.
+        "body": _capped(mask_optional(rejection.body, scan=True), REJECTED_BODY_CAP),
         "url": rejection.url[:500] if rejection.url else None,
     }
 
@@ -515,7 +527,7 @@ def rejections(limit: int = 50) -> Callable[[Connection], list[dict[str, Any]]]:
 
     def op(conn: Connection) -> list[dict[str, Any]]:
         query = select(rejected_messages).order_by(rejected_messages.c.at_us.desc()).limit(limit)
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [{**r._mapping, "body": mask_optional(r.body, scan=True)} for r in conn.execute(query)]
 
     return op
 
@@ -564,7 +576,7 @@ def open_exception(conn: Connection, tx_id: str, reason: str, detail: str) -> No
     at = now_us()
     conn.execute(
         conflict_insert(conn.dialect.name, reconciliation_exceptions)
-        .values(tx_id=tx_id, reason=reason, detail=detail, state="open", created_us=at, updated_us=at)
+        .values(tx_id=tx_id, reason=reason, detail=mask_text(detail), state="open", created_us=at, updated_us=at)
         .on_conflict_do_nothing(index_elements=["tx_id", "reason"], index_where=OPEN)
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from xhuma.domain.transactions import Kind, State
 from xhuma.domain.vouchers import Event, Refusal, VoucherState, left_by, transition
+from xhuma.security.masking import mask_body
 from xhuma.storage.db import conflict_insert, now_us
 from xhuma.storage.journal import (
     ADVICE_SPACE,
@@ -148,7 +149,7 @@ def reroute(tx_id: str, provider: str, provider_code: str | None, request: str, 
         conn.execute(
             update(transactions)
             .where(transactions.c.id == tx_id)
-            .values(provider=provider, upstream_request=request, updated_us=now_us())
+            .values(provider=provider, upstream_request=mask_body(request), updated_us=now_us())
         )
         conn.execute(
             update(vouchers)

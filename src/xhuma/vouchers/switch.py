@@ -26,6 +26,7 @@ from xhuma.engine.requests import Candidate, Engine, Interface, queue_call
 from xhuma.providers.base import UpstreamAnswer, UpstreamCall
 from xhuma.providers.suv_v1 import SuvV1Adapter
 from xhuma.refusals import Refuser, field_reasons
+from xhuma.security.masking import mask_bytes
 from xhuma.storage import journal
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Journal, Message, NewTransaction, open_exception
@@ -379,7 +380,8 @@ class VoucherSwitch(Interface):
         assert operation.kind is not None and operation.event is not None and operation.request_kind is not None
         advice_id = str(uuid.uuid4())
         body = _encode(message)
-        acknowledged = Message(RETAIL, "response", operation.name, body.decode(), now_us(), status=202)
+        echo = mask_bytes(body)  # the advice echoed, its card number masked
+        acknowledged = Message(RETAIL, "response", operation.name, echo.decode(), now_us(), status=202)
         advice = NewTransaction(
             id=advice_id, client_id=client_id, retail_id=message.id, kind=operation.kind, state=State.ACCEPTED
         )
@@ -412,7 +414,7 @@ class VoucherSwitch(Interface):
         if queued:
             self.on_enqueued()
         if decision.status == 202:
-            return Reply(202, body)
+            return Reply(202, echo)
         reply = error_reply(
             decision.status,
             decision.error_type or "GENERAL_ERROR",
