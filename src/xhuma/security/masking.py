@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -234,11 +234,6 @@ def mask_bytes(body: bytes) -> bytes:
     text = body.decode("utf-8", "replace")
     shown = mask_body(text)
     return body if shown == text else shown.encode()
-
-
-def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers as they may be logged or journalled: credentials hidden, the rest as they are."""
-    return {k: HIDDEN if normalised(k) in SECRET_FIELDS or k.lower() == "cookie" else v for k, v in headers.items()}
 
 
 def _masking_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
