@@ -8,6 +8,7 @@ import copy
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ import httpx
 import msgspec
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, insert, select
 
 from tests.conftest import write_config
 from tests.support import Retailer, Server, base_message, free_port, process_env, xhuma
@@ -33,6 +37,8 @@ from xhuma.security.masking import (
     mask_text,
     masked,
 )
+from xhuma.storage import tables
+from xhuma.storage.db import MIGRATIONS, migrate, schema_revision
 from xhuma.storage.tables import metadata
 from xhuma.validation import InvalidMessage, decode
 
@@ -348,3 +354,66 @@ def test_a_card_purchase_leaves_no_card_data_in_the_database_or_the_logs(
         assert secret not in switch.log.read_text()
     # The scan looks where the data would be: the masked forms are there.
     assert _found_in_database(fresh_database_url, "550000******5559")
+
+
+def test_rows_journalled_before_masking_are_masked_by_the_upgrade(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    code = luhn_complete("122463000000358")  # a voucher code: the product, kept
+    body = json.dumps({"tenders": [{"cardNumber": PAN}], "cvv": CVV, "voucher": {"code": code}})
+    tx_id, rejection_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0015")
+        stamps = {"created_us": 1, "updated_us": 1}
+        conn.execute(
+            insert(tables.transactions).values(
+                id=tx_id, client_id="r1", retail_id="p1", id_space="request", kind="purchase", state="approved",
+                upstream_request=body, retail_response=body, **stamps,
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(tables.messages).values(
+                tx_id=tx_id, leg="retail", direction="request", operation="PURCHASE", body=body, at_us=1
+            )
+        )
+        conn.execute(
+            insert(tables.saf_entries).values(
+                queue="ppu:sim", tx_id=tx_id, operation="CONFIRMATION", method="POST", url="http://sim/x",
+                body=body, state="pending", attempts=0, next_attempt_us=1, last_error=f"card {PAN}", **stamps,
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(tables.rejected_messages).values(
+                id=rejection_id, at_us=1, interface="ppu", operation="PURCHASE", status=400,
+                reason=f"card {PAN}", body=f"{{not json {PAN}",
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(tables.reconciliation_exceptions).values(
+                tx_id=tx_id, reason="delivery_stopped", detail=f"card {PAN}", state="open", **stamps
+            )
+        )
+    migrate(engine)
+    migrate(engine)  # twice is once
+    current, newest = schema_revision(engine)
+    assert current == newest
+    with engine.connect() as conn:
+        stored = [
+            *conn.execute(select(tables.transactions.c.upstream_request, tables.transactions.c.retail_response)).one(),
+            conn.execute(select(tables.messages.c.body)).scalar_one(),
+            *conn.execute(select(tables.saf_entries.c.body, tables.saf_entries.c.last_error)).one(),
+            *conn.execute(select(tables.rejected_messages.c.body, tables.rejected_messages.c.reason)).one(),
+            conn.execute(select(tables.reconciliation_exceptions.c.detail)).scalar_one(),
+        ]
+    engine.dispose()
+    assert len(stored) == 8
+    for text in stored:
+        assert PAN not in text and "411111******1111" in text
+    for json_body in stored[:3]:
+        assert json.loads(json_body) == {
+            "tenders": [{"cardNumber": "411111******1111"}],
+            "cvv": HIDDEN,
+            "voucher": {"code": code},
+        }
