@@ -196,6 +196,24 @@ def test_a_provision_without_a_product_is_routed_by_its_receiver(rig: VoucherRig
     assert retried.status_code == 201 and retried.json()["voucher"]["code"] == answer["voucher"]["code"]
 
 
+def test_a_card_tender_is_masked_in_the_journal_and_the_voucher_code_is_not(rig: VoucherRig) -> None:
+    """The card number of a confirmation's tender never reaches the journal or the 202 in clear;
+    the voucher code (the product, often a Luhn-valid 16-digit number) is replayed intact."""
+    request, response = rig.channel.provision("STREAM-VAR", 7500)
+    assert response.status_code == 201, response.text
+    code = response.json()["voucher"]["code"]
+    pan = "4111111111111111"
+    tenders = [{"tenderType": "CREDIT_CARD", "amount": {"amount": 7500, "currency": "710"}, "cardNumber": pan}]
+    advice, confirmed = rig.channel.advice("/vouchers/confirmations", request["id"], tenders=tenders)
+    assert confirmed.status_code == 202, confirmed.text
+    assert confirmed.json()["tenders"][0]["cardNumber"] == "411111******1111"
+    shown = xhuma("tx", "show", advice["id"], "--json", env=rig.env).stdout
+    assert pan not in shown and "411111******1111" in shown
+    retried = rig.channel.http.post(f"/vouchers/{request['id']}/retry", json=request)
+    assert retried.status_code == 201 and retried.json()["voucher"]["code"] == code
+    assert code in xhuma("tx", "show", request["id"], "--json", env=rig.env).stdout
+
+
 def test_a_receiver_that_maps_to_no_provider_is_refused_naming_receiver_id(rig: VoucherRig) -> None:
     issued = rig.ledger(rig.vouchr)["issued"]
     _, unknown = rig.channel.provision_by_receiver("9999")
