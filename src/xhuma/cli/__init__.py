@@ -20,6 +20,7 @@ from xhuma.cli import (
     transactions,
     vouchers,
 )
+from xhuma.security.masking import install_log_masking
 
 app = typer.Typer(help="xhuma: a payments transaction switch.", no_args_is_help=True, add_completion=False)
 server.register(app)
@@ -38,5 +39,12 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(recon.app, name="recon")
 app.add_typer(reports.app, name="report")
 app.add_typer(finance.app, name="finance")
+
+
+@app.callback()
+def _every_command() -> None:
+    """xhuma: a payments transaction switch."""
+    install_log_masking()  # whatever a command logs (the worker's tracebacks say), masked
+
 
 __all__ = ["app"]

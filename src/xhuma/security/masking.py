@@ -100,7 +100,7 @@ def masked(value: Any, *, scan: bool = False) -> Any:
     """A JSON-like value (decoded message) with its sensitive fields masked; with `scan`, every
     string gets the free-text rule too (for a copy that is never replayed or re-sent: a refused
     request's body). The value given is not changed."""
-    return _value(value, None, None, scan)
+    return _value(value, None, scan)
 
 
 def mask_field(name: str, value: Any) -> Any:
@@ -110,13 +110,14 @@ def mask_field(name: str, value: Any) -> Any:
     return _field(leaf, value, None, None, scan=True)
 
 
-def _value(value: Any, name: str | None, parent: str | None, scan: bool) -> Any:
+def _value(value: Any, name: str | None, scan: bool) -> Any:
+    """`value` found under the (normalised) field `name`."""
     if isinstance(value, dict):
         kind = value.get("type")
         pin_field = PIN_TYPES.get(kind) if isinstance(kind, str) else None
         return {k: _field(k, v, name, pin_field, scan=scan) for k, v in value.items()}
     if isinstance(value, list):
-        return [_value(v, name, parent, scan) for v in value]
+        return [_value(v, name, scan) for v in value]
     if isinstance(value, str) and (scan or name in FREE_TEXT_FIELDS):
         return mask_text(value)
     return value
@@ -128,7 +129,7 @@ def _field(key: str, value: Any, parent: str | None, pin_field: str | None, *, s
         return _pan_value(value)
     if (name in SECRET_FIELDS and (parent, name) != METER_CARD) or name == pin_field:
         return _hidden(value)
-    return _value(value, name, parent, scan)
+    return _value(value, name, scan)
 
 
 def _pan_value(value: Any) -> Any:
