@@ -365,7 +365,7 @@ def test_rows_journalled_before_masking_are_masked_by_the_upgrade(fresh_database
     tx_id, rejection_id = str(uuid.uuid4()), str(uuid.uuid4())
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0015")
+        command.upgrade(config, "0016")
         stamps = {"created_us": 1, "updated_us": 1}
         conn.execute(
             insert(tables.transactions).values(

@@ -6,8 +6,8 @@ A data migration: the schema does not change. Rows are read in batches by their 
 those masking changes are written; running it twice changes nothing the second time (masking
 is idempotent). It cannot be undone: the downgrade leaves the rows masked.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from xhuma.security.masking import mask_body, mask_text
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
