@@ -69,6 +69,27 @@ def test_control_characters_in_a_name_are_refused_naming_it(switch: Switch) -> N
     assert fields(answer) == ["client.name"]
 
 
+def test_nul_in_an_operator_note_or_a_bank_report_is_refused_400_not_stored(
+    switch: Switch, admin: httpx.Client
+) -> None:
+    """PostgreSQL refuses NUL in text: before the check, both answered 500 there (found by the fuzz test)."""
+    resolved = admin.post("/admin/saf/1/resolve", content=b'{"note": "paid\\u0000by hand"}')
+    assert resolved.status_code == 400 and resolved.json()["field"] == "note", resolved.text
+    switch.cli(
+        "clients", "add", "--username", "nul-bank", "--password", "bank-pw", "--client-id", "bank-x", "--role", "bank"
+    )
+    identifiers = {"messageIdentification": "M1", "creationDateTime": "2026-12-04T10:00:00Z"}
+    report = {
+        "messageIdentifiers": identifiers,
+        "originalMessageIdentifiers": {**identifiers, "messageIdentification": "M\u00001"},
+        "transactionIdentifiers": {"endToEndIdentification": "E1"},
+        "status": {"outcome": "APPROVED"},
+    }
+    answered = httpx.post(switch.url + "/inbound/payment-return-response", json=report, auth=("nul-bank", "bank-pw"))
+    assert answered.status_code == 400, answered.text
+    assert "control characters" in answered.json()["detail"]
+
+
 def test_a_body_that_says_it_is_not_json_is_415(switch: Switch) -> None:
     message = base_message("retailer-1", meter={"meterId": "TST001"})
     answer = switch.retailer.http.post(

@@ -56,6 +56,19 @@ def json_value(body: bytes, model: Any = Any, *, strict: bool = True) -> Any:
         raise msgspec.DecodeError("JSON is nested too deeply") from None
 
 
+def stored_json_value(body: bytes, model: Any = Any) -> Any:
+    """`json_value` for a body whose strings are kept as text (operator notes and changes, the
+    bank's reports): a string or key with NUL or another control character is refused as a
+    msgspec.ValidationError naming it. No such field may hold one, and PostgreSQL refuses NUL in
+    text, so taking it would fail at the insert (a 500) instead of at the door."""
+    value = json_value(body, model)
+    if _CONTROL_ESCAPE.search(body):
+        problems = control_characters(json_value(body))
+        if problems:
+            raise msgspec.ValidationError(f"{problems[0].error} - at `{problems[0].field}`")
+    return value
+
+
 def decode(body: bytes, model: type[T], *, forbid_unknown: bool = False) -> T:
     """Decode and validate `body` as `model`; numeric strings are coerced as the packs need."""
     try:

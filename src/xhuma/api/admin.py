@@ -21,7 +21,7 @@ from xhuma.node import Node
 from xhuma.saf import queue
 from xhuma.security import audit, operator_actions
 from xhuma.security.audit import Actor
-from xhuma.validation import json_value, whole_number
+from xhuma.validation import stored_json_value, whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -77,7 +77,10 @@ def admin_routes(node: Node) -> list[Route]:
     async def resolve_saf(request: Request) -> Response:
         wanted = entry_id(request)
         try:
-            note = json_value(await read_body(request, node.settings.max_body_bytes), dict[str, str]).get("note", "")
+            body = await read_body(request, node.settings.max_body_bytes)
+            note = stored_json_value(body, dict[str, str]).get("note", "")
+        except msgspec.ValidationError as exc:
+            return _problem(400, str(exc), "note")
         except msgspec.DecodeError:
             note = ""
         if not note:

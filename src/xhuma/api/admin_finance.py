@@ -19,11 +19,11 @@ from starlette.routing import Route
 
 from xhuma.api.access import protect
 from xhuma.api.admin import _problem, deny_operator, operator
-from xhuma.api.replies import json_reply
+from xhuma.api.replies import BodyTooLarge, json_reply, read_body
 from xhuma.finance import approvals, settlement
 from xhuma.node import Node
 from xhuma.security.audit import Actor
-from xhuma.validation import json_value
+from xhuma.validation import stored_json_value
 
 Handler = Callable[[Request], Awaitable[Response]]
 Decide = Callable[[str, Actor, str], Callable[[Connection], dict[str, Any]]]
@@ -47,11 +47,12 @@ def finance_routes(node: Node) -> list[Route]:
         return json_reply(await node.db.run(approvals.approvals(None if status == "all" else status)))
 
     async def proposed(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyTooLarge:
             return _problem(413, f"larger than {MAX_BODY} bytes", "body")
         try:
-            proposal = json_value(body, approvals.Proposal)
+            proposal = stored_json_value(body, approvals.Proposal)
         except msgspec.ValidationError as exc:
             return _problem(400, str(exc))
         except msgspec.DecodeError:
@@ -66,7 +67,7 @@ def finance_routes(node: Node) -> list[Route]:
     def decided(decide: Decide) -> Handler:
         async def handler(request: Request) -> Response:
             try:
-                note = json_value(await request.body(), Decision).note
+                note = stored_json_value(await read_body(request, node.settings.max_body_bytes), Decision).note
             except (msgspec.ValidationError, msgspec.DecodeError):
                 return _problem(400, "a JSON object with a note saying why is required", "note")
             try:

@@ -23,7 +23,7 @@ from xhuma.routing.operator import (
     weight_changes,
 )
 from xhuma.security import operator_actions
-from xhuma.validation import FieldError, json_value, whole_number
+from xhuma.validation import FieldError, stored_json_value, whole_number
 
 MAX_CSV_BYTES = 1024 * 1024
 
@@ -46,7 +46,7 @@ def routing_routes(node: Node) -> list[Route]:
 
     async def body_of(request: Request, kind: Any) -> Any:
         try:
-            return json_value(await read_body(request, node.settings.max_body_bytes), kind)
+            return stored_json_value(await read_body(request, node.settings.max_body_bytes), kind)
         except msgspec.ValidationError as exc:
             raise RoutingChangeError([FieldError("body", str(exc))]) from None
         except msgspec.DecodeError as exc:

@@ -30,7 +30,7 @@ from xhuma.security import operator_actions
 from xhuma.security.message_signing import HEADER, SignatureError, load_verify_keys, verify
 from xhuma.storage.db import now_us
 from xhuma.storage.journal import Message
-from xhuma.validation import json_value
+from xhuma.validation import stored_json_value
 
 
 async def deny_bank(request: Request, refusal: Refusal) -> Response:
@@ -73,7 +73,7 @@ def eft_routes(node: Node) -> list[Route]:
                     )
                     return Response(reply.body, 401, media_type="application/json")
             try:
-                report = json_value(body, PaymentStatusReport)
+                report = stored_json_value(body, PaymentStatusReport)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return json_reply({"message": "not a PaymentStatusReport", "detail": str(exc)}, 400)
             result = await node.db.run(apply_report(report, body.decode("utf-8", "replace"), operation))
