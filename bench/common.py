@@ -4,6 +4,7 @@ that runs in the benchmark's own process (never inside a server)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import statistics
 import subprocess
@@ -12,8 +13,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,6 +147,20 @@ def ratio_header(label: str, unit: str = "flows/s") -> str:
         f"| {'added over proxy':^19}\n"
         f"{label:>5} | {target} | {target} | {target} | {'proxy':>7} {'direct':>7} | {'p50 ms':>9} {'p99 ms':>9}"
     )
+
+
+Flow = Callable[["aiohttp.ClientSession", str, int], Awaitable[bool]]
+
+
+async def measure(flow: Flow, base: str, concurrency: int, seconds: float) -> LoadResult:
+    """`flow` in a closed loop against `base` as the `bench` credential, after a short warm-up."""
+    import aiohttp
+
+    auth = "Basic " + base64.b64encode(b"bench:bench-pw").decode()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": auth}) as session:
+        await closed_loop(lambda n: flow(session, base, n), concurrency, min(1.0, seconds))  # warm-up
+        return await closed_loop(lambda n: flow(session, base, n), concurrency, seconds)
 
 
 def meter_for(number: int) -> str:

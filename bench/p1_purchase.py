@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import tempfile
 import uuid
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import (
-    LoadResult,
     add_client,
-    closed_loop,
     env,
     free_port,
+    measure,
     meter_for,
     ratio_header,
     ratio_row,
@@ -66,14 +64,6 @@ async def flow(session: aiohttp.ClientSession, base: str, number: int) -> bool:
         return r.status == 202
 
 
-async def measure(base: str, concurrency: int, seconds: float) -> LoadResult:
-    auth = "Basic " + base64.b64encode(b"bench:bench-pw").decode()
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": auth}) as session:
-        await closed_loop(lambda n: flow(session, base, n), concurrency, min(1.0, seconds))  # warm-up
-        return await closed_loop(lambda n: flow(session, base, n), concurrency, seconds)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -97,9 +87,10 @@ def main() -> None:
             backend = database_url.split(":", 1)[0]
             print(f"P1 lookup+purchase+confirm, closed loop, {args.seconds:g} s per cell, journal on {backend}")
             print(ratio_header("conc"))
+            seconds = args.seconds
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 cells = [
-                    asyncio.run(measure(f"http://127.0.0.1:{target}/prepaidutility/v3", concurrency, args.seconds))
+                    asyncio.run(measure(flow, f"http://127.0.0.1:{target}/prepaidutility/v3", concurrency, seconds))
                     for target in (sim_port, proxy_port, port)
                 ]
                 print(ratio_row(str(concurrency), *cells), flush=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,10 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import (
-    LoadResult,
     add_client,
-    closed_loop,
     env,
     free_port,
+    measure,
     ratio_header,
     ratio_row,
     start,
@@ -59,14 +57,6 @@ async def flow(session: aiohttp.ClientSession, base: str, number: int) -> bool:
     async with session.post(f"{base}/vouchers/confirmations", json=advice) as r:
         await r.read()
         return r.status == 202
-
-
-async def measure(base: str, concurrency: int, seconds: float) -> LoadResult:
-    auth = "Basic " + base64.b64encode(b"bench:bench-pw").decode()
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": auth}) as session:
-        await closed_loop(lambda n: flow(session, base, n), concurrency, min(1.0, seconds))  # warm-up
-        return await closed_loop(lambda n: flow(session, base, n), concurrency, seconds)
 
 
 def main() -> None:
@@ -102,9 +92,10 @@ def main() -> None:
             backend = database_url.split(":", 1)[0]
             print(f"P6 voucher provision+confirm, closed loop, {args.seconds:g} s per cell, journal on {backend}")
             print(ratio_header("conc"))
+            seconds = args.seconds
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 cells = [
-                    asyncio.run(measure(f"http://127.0.0.1:{target}/suv/v1", concurrency, args.seconds))
+                    asyncio.run(measure(flow, f"http://127.0.0.1:{target}/suv/v1", concurrency, seconds))
                     for target in (sim_port, proxy_port, port)
                 ]
                 print(ratio_row(str(concurrency), *cells), flush=True)
